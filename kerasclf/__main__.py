@@ -1,0 +1,3 @@
+from kerasclf.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""User-facing errors: one paragraph that says what was wrong and what to do.
+
+The CLI prints these without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+import difflib
+
+
+class KerasclfError(Exception):
+    """An error caused by the user's input (config, data, checkpoint, network)."""
+
+
+class ConfigError(KerasclfError):
+    pass
+
+
+class DataError(KerasclfError):
+    pass
+
+
+class ModelError(KerasclfError):
+    pass
+
+
+class CheckpointError(KerasclfError):
+    pass
+
+
+def closest(name, candidates):
+    """The candidate closest to `name`, or None when nothing is similar."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def did_you_mean(name, candidates):
+    """' Did you mean "x"?' or '' -- for appending to an error message."""
+    match = closest(name, candidates)
+    return f' Did you mean "{match}"?' if match else ""

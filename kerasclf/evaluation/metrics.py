@@ -1,0 +1,141 @@
+"""Classification metrics as plain dicts/lists (JSON-ready); scikit-learn does the work."""
+
+import numpy as np
+from sklearn.metrics import (
+    auc,
+    classification_report,
+    confusion_matrix,
+    roc_auc_score,
+    roc_curve,
+)
+
+
+def as_labels(y, n_classes):
+    """Integer class indices as a 1-D array, checked to lie in [0, n_classes)."""
+    y = np.asarray(y).reshape(-1).astype(np.int64)
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        # sklearn would silently drop such rows (labels=range(n)), so the counts would not add up
+        raise ValueError(
+            f"labels must be in [0, {n_classes}); got {sorted(set(y[bad].tolist()))[:5]}"
+        )
+    return y
+
+
+def as_probs(y_prob, n_classes):
+    """Scores as an (N, n_classes) float array; a single sigmoid column becomes [1-p, p]."""
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    if n_classes == 2 and (y_prob.ndim == 1 or y_prob.shape[-1] == 1):
+        p = y_prob.reshape(-1)
+        y_prob = np.stack([1.0 - p, p], axis=1)
+    if y_prob.ndim != 2 or y_prob.shape[1] != n_classes:
+        raise ValueError(
+            f"y_prob must have shape (N, {n_classes}) for {n_classes} classes; "
+            f"got {y_prob.shape}"
+        )
+    return y_prob
+
+
+def accuracy_text(correct, total):
+    """'93.40% (934/1000)'; 'n/a (0/0)' for a class with no samples."""
+    if total == 0:
+        return "n/a (0/0)"
+    return f"{100.0 * correct / total:.2f}% ({correct}/{total})"
+
+
+def per_class_accuracy(cm, class_names):
+    """One dict per class: class, correct, total, accuracy (None when total is 0), text."""
+    cm = np.asarray(cm)
+    rows = []
+    for i, name in enumerate(class_names):
+        correct, total = int(cm[i, i]), int(cm[i].sum())
+        rows.append({
+            "class": str(name),
+            "correct": correct,
+            "total": total,
+            "accuracy": correct / total if total else None,
+            "text": accuracy_text(correct, total),
+        })
+    return rows
+
+
+def best_and_worst(per_class):
+    """Names of the most and least accurate classes, ignoring empty ones (ties: first)."""
+    scored = [row for row in per_class if row["total"] > 0]
+    if not scored:
+        return None, None
+    best = max(scored, key=lambda row: row["accuracy"])
+    worst = min(scored, key=lambda row: row["accuracy"])
+    return best["class"], worst["class"]
+
+
+def classification_summary(y_true, y_pred, class_names):
+    """Accuracy, sklearn report (dict and text), confusion matrix and per-class accuracy."""
+    class_names = [str(c) for c in class_names]
+    n = len(class_names)
+    y_true, y_pred = as_labels(y_true, n), as_labels(y_pred, n)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true has {len(y_true)} rows but y_pred has {len(y_pred)}")
+    # labels=range(n): every class gets a row/column, even one absent from this split
+    kwargs = dict(labels=list(range(n)), target_names=class_names, zero_division=0)
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(n)))
+    per_class = per_class_accuracy(cm, class_names)
+    best, worst = best_and_worst(per_class)
+    size = int(len(y_true))
+    return {
+        "accuracy": float(np.trace(cm) / size) if size else 0.0,
+        "size": size,
+        "report": to_jsonable(classification_report(y_true, y_pred, output_dict=True, **kwargs)),
+        "report_text": classification_report(y_true, y_pred, digits=4, **kwargs),
+        "confusion": cm.astype(int).tolist(),
+        "per_class": per_class,
+        "best_class": best,
+        "worst_class": worst,
+    }
+
+
+def roc_curves(y_true, y_prob, class_names):
+    """One-vs-rest ROC (fpr, tpr, auc) per class present in y_true, plus macro AUC.
+
+    Returns {"classes": {name: {"fpr": [...], "tpr": [...], "auc": float}},
+    "macro_auc": float or None}; macro_auc is None when roc_auc_score cannot be computed
+    (a class missing from y_true, or multiclass scores that are not probabilities).
+    """
+    class_names = [str(c) for c in class_names]
+    n = len(class_names)
+    y_true, y_prob = as_labels(y_true, n), as_probs(y_prob, n)
+    classes = {}
+    for i, name in enumerate(class_names):
+        positives = y_true == i
+        if not positives.any() or positives.all():
+            continue  # ROC is undefined without both positives and negatives
+        fpr, tpr, _ = roc_curve(positives, y_prob[:, i])
+        classes[name] = {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "auc": float(auc(fpr, tpr))}
+    return {"classes": classes, "macro_auc": macro_auc(y_true, y_prob)}
+
+
+def macro_auc(y_true, y_prob):
+    """sklearn's macro one-vs-rest ROC AUC, or None where it is undefined."""
+    n = y_prob.shape[1]
+    try:
+        if n == 2:
+            return float(roc_auc_score(y_true, y_prob[:, 1]))
+        return float(roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro",
+                                   labels=list(range(n))))
+    except ValueError:
+        return None
+
+
+def to_jsonable(value):
+    """Numpy scalars/arrays inside dicts/lists -> plain Python (NaN -> None) for json.dump."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # strict JSON has no NaN/Infinity
+    return value

@@ -1,0 +1,1 @@
+"""Custom Keras layers; each is registered so `.keras` files load with safe_mode=True."""

@@ -1,0 +1,18 @@
+"""The model registry: `@register_model("name", preprocessing=..., input_size=...)`.
+
+A builder is `fn(x, num_classes, **kwargs) -> probabilities`, called on the float tensor
+that `ImagePreprocess` (and, when `input_size` is set, a resize) produced. Its keyword
+arguments are the `model` section's builder-specific config keys.
+Registration meta:
+  preprocessing: how raw 0..255 pixels are scaled ("standardize" uses the train split's
+                 per-channel mean/std); see kerasclf.layers.preprocessing.MODES
+  input_size:    (height, width) the network needs; smaller inputs are resized in-model
+  min_size:      smallest input side the network accepts without resizing
+  pretrained:    whether `model.weights: imagenet` is meaningful
+"""
+
+from kerasclf.errors import ModelError
+from kerasclf.registry import Registry
+
+MODELS = Registry("model", ModelError, list_command="models")
+register_model = MODELS.register

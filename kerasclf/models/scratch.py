@@ -1,0 +1,86 @@
+"""Networks trained from scratch in the CIFAR-10 studies: MLP, plain/BN+Dropout CNN, ResNet-9."""
+
+from keras import layers
+
+from kerasclf.models.heads import classification_head
+from kerasclf.models.registry import register_model
+
+
+@register_model("mlp", description="3 dense layers (CIFAR-10 baseline, ref 51%)", preprocessing="standardize")
+def mlp(x, num_classes, units=(512, 256), dropout=0.0, head_dropout=0.0, weights=None):
+    x = layers.Flatten(name="flatten")(x)
+    for i, n in enumerate(units, start=1):
+        x = layers.Dense(n, activation="relu", name=f"dense{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    return classification_head(x, num_classes, head_dropout)
+
+
+@register_model(
+    "cnn",
+    description="VGG-style CNN, 6 conv + 3 dense; batch_norm/dropout toggles (CIFAR-10 ref 85% / 89%)",
+    preprocessing="standardize",
+)
+def cnn(
+    x,
+    num_classes,
+    filters=(32, 64, 128),
+    convs_per_block=2,
+    dense=(512, 256),
+    batch_norm=False,
+    dropout=0.0,
+    conv_dropout=0.0,
+    head_dropout=0.0,
+    weights=None,
+):
+    """`dropout` applies after dense layers, `conv_dropout` after each pooling (grown per block)."""
+    for b, f in enumerate(filters, start=1):
+        for c in range(1, convs_per_block + 1):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm, name=f"conv{b}_{c}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"bn{b}_{c}")(x)
+            x = layers.Activation("relu", name=f"relu{b}_{c}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
+        if conv_dropout:
+            x = layers.Dropout(min(conv_dropout * b, 0.5), name=f"conv_dropout{b}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, n in enumerate(dense, start=1):
+        x = layers.Dense(n, use_bias=not batch_norm, name=f"dense{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"dense_bn{i}")(x)
+        x = layers.Activation("relu", name=f"dense_relu{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    return classification_head(x, num_classes, head_dropout)
+
+
+def _conv_bn(x, filters, name, pool=False):
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    x = layers.Activation("relu", name=f"{name}_relu")(x)
+    if pool:
+        x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return x
+
+
+def _residual(x, filters, name):
+    y = _conv_bn(x, filters, f"{name}a")
+    y = _conv_bn(y, filters, f"{name}b")
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+@register_model(
+    "resnet9",
+    description="ResNet-9 (Myrtle/DAWNBench CIFAR-10 net, ref 88.5% in 20 epochs)",
+    preprocessing="standardize",
+)
+def resnet9(x, num_classes, width=64, head_dropout=0.0, weights=None):
+    w = width
+    x = _conv_bn(x, w, "prep")
+    x = _conv_bn(x, 2 * w, "layer1", pool=True)
+    x = _residual(x, 2 * w, "res1")
+    x = _conv_bn(x, 4 * w, "layer2", pool=True)
+    x = _conv_bn(x, 8 * w, "layer3", pool=True)
+    x = _residual(x, 8 * w, "res3")
+    x = layers.GlobalMaxPooling2D(name="global_pool")(x)
+    return classification_head(x, num_classes, head_dropout)
