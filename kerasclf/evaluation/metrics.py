@@ -94,6 +94,16 @@ def classification_summary(y_true, y_pred, class_names):
     }
 
 
+def misclassified_indices(y_true, y_pred, y_prob=None):
+    """Indices where y_pred != y_true; most confident mistakes first when y_prob is given."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = np.flatnonzero(y_true != y_pred)
+    if y_prob is None or wrong.size == 0:
+        return wrong
+    confidence = np.asarray(y_prob)[wrong, y_pred[wrong]]
+    return wrong[np.argsort(-confidence, kind="stable")]
+
+
 def roc_curves(y_true, y_prob, class_names):
     """One-vs-rest ROC (fpr, tpr, auc) per class present in y_true, plus macro AUC.
 
@@ -117,13 +127,17 @@ def roc_curves(y_true, y_prob, class_names):
 def macro_auc(y_true, y_prob):
     """sklearn's macro one-vs-rest ROC AUC, or None where it is undefined."""
     n = y_prob.shape[1]
+    if len(np.unique(y_true)) < n:
+        return None  # a class without positives has no ROC; sklearn would warn and give NaN
     try:
         if n == 2:
-            return float(roc_auc_score(y_true, y_prob[:, 1]))
-        return float(roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro",
-                                   labels=list(range(n))))
-    except ValueError:
+            value = roc_auc_score(y_true, y_prob[:, 1])
+        else:
+            value = roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro",
+                                  labels=list(range(n)))
+    except ValueError:  # e.g. multiclass scores that do not sum to 1 (logits)
         return None
+    return float(value) if np.isfinite(value) else None
 
 
 def to_jsonable(value):

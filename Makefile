@@ -1,0 +1,66 @@
+# kerasclf: one target per experiment, plus install / demo / test / tensorboard / bench.
+# Everything runs inside .venv, created on first use.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+EXTRAS ?= tf,hub,jax,tfds,dev
+BIN    := $(VENV)/bin
+KCLF   := $(BIN)/kerasclf
+ARGS   ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help install demo test test-fast test-jax tensorboard bench clean-logs
+
+help:
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(BIN)/activate:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+
+$(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	@touch $@
+
+install: $(VENV)/.installed  ## create .venv and install kerasclf (editable) with its extras
+
+demo: install  ## train + evaluate on scikit-learn's digits (offline, ~1 min), print the report path
+	$(KCLF) train --config configs/digits/demo.yaml $(ARGS)
+
+test: install  ## the test suite (TensorFlow backend), then the backend-agnostic tests under JAX
+	$(BIN)/python -m pytest -q -n 2 --durations=10 tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m backend_agnostic tests
+
+test-fast: install  ## the suite without tests marked slow
+	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
+
+tensorboard: install  ## TensorBoard on logs/
+	$(BIN)/tensorboard --logdir logs
+
+bench: install  ## benchmarks in bench/, one JSON line each
+	@for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+
+clean-logs:  ## delete every run under logs/
+	find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
+
+# --- Experiments: `make <target> ARGS="--set train.epochs=5"` -------------------------------
+# Each trains (then evaluates its best checkpoint on the test split) from configs/<data>/<name>.yaml.
+define experiment
+$(1): install  ## $(2)
+	$(KCLF) train --config $(2) $$(ARGS)
+endef
+
+$(eval $(call experiment,cifar-mlp,configs/cifar10/mlp.yaml))
+$(eval $(call experiment,cifar-cnn,configs/cifar10/cnn.yaml))
+$(eval $(call experiment,cifar-cnn-bn-do,configs/cifar10/cnn_bn_do.yaml))
+$(eval $(call experiment,cifar-resnet9,configs/cifar10/resnet9.yaml))
+$(eval $(call experiment,cifar-vgg16-last2,configs/cifar10/vgg16_last2.yaml))
+$(eval $(call experiment,cifar-vgg16-last3,configs/cifar10/vgg16_last3.yaml))
+$(eval $(call experiment,cifar-vgg16-last5,configs/cifar10/vgg16_last5.yaml))
+$(eval $(call experiment,cifar-resnet18-sgd-full,configs/cifar10/resnet18_sgd_full.yaml))
+$(eval $(call experiment,cifar-resnet18-adam-full,configs/cifar10/resnet18_adam_full.yaml))
+$(eval $(call experiment,cifar-resnet18-sgd-frozen,configs/cifar10/resnet18_sgd_frozen.yaml))
+$(eval $(call experiment,cifar-resnet18-adam-frozen,configs/cifar10/resnet18_adam_frozen.yaml))
+$(eval $(call experiment,cifar-vit-full,configs/cifar10/vit_full.yaml))
+$(eval $(call experiment,cifar-vit-head,configs/cifar10/vit_head.yaml))

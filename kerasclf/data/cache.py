@@ -1,0 +1,52 @@
+"""Where downloaded data sets live, and downloads that never leave half-written files."""
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from kerasclf.errors import DataError
+
+
+def cache_dir(configured=None):
+    """data.data_dir / --data-dir, else $KERASCLF_DATA, else ~/.cache/kerasclf."""
+    root = configured or os.environ.get("KERASCLF_DATA") or Path.home() / ".cache" / "kerasclf"
+    return Path(root).expanduser()
+
+
+def fetch(url, directory, filename, md5=None, what="the data set"):
+    """Return directory/filename, downloading it first if needed (atomic rename on success)."""
+    directory = Path(directory)
+    target = directory / filename
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{filename}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+            shutil.copyfileobj(response, out)
+        if md5 and _md5(tmp) != md5:
+            raise DataError(f"The download of {url} is corrupt (md5 mismatch). Delete nothing; run again.")
+        os.replace(tmp, target)
+    except DataError:
+        raise
+    except Exception as exc:  # URLError, timeouts, HTTP errors: all mean "no file"
+        raise DataError(
+            f"{what} is not in {directory} and could not be downloaded from {url} "
+            f"({type(exc).__name__}: {exc}). On a machine with network, download that file and "
+            f"put it at {target}, or point KERASCLF_DATA / --data-dir at a folder that holds it."
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

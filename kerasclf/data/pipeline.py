@@ -1,0 +1,55 @@
+"""Feeding in-memory splits to `model.fit`.
+
+With TensorFlow: a tf.data pipeline over batch *indices* (shuffle, batch, a numpy gather,
+optional MixUp/CutMix, prefetch). Gathering by index keeps the uint8 array out of the
+TensorFlow graph (from_tensor_slices would embed it, and fails past 2 GB).
+Without TensorFlow (JAX-only installs): numpy arrays straight to `fit`, which shuffles.
+"""
+
+import importlib.util
+
+import numpy as np
+
+
+def have_tensorflow():
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def one_hot(y, num_classes):
+    return np.eye(num_classes, dtype=np.float32)[y]
+
+
+def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None):
+    """Keyword arguments for model.fit / evaluate / predict: {x, y, batch_size?, shuffle?}."""
+    y = one_hot(split.y, num_classes) if one_hot_labels else split.y
+    if not have_tensorflow() or (not training and mixing is None):
+        if mixing:
+            raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
+        return {"x": split.x, "y": y, "batch_size": batch_size, "shuffle": training}
+    return {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
+
+
+def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
+    import tensorflow as tf
+
+    n = len(x)
+    ds = tf.data.Dataset.range(n)
+    if training:
+        ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def gather(index):
+        return x[index], y[index]
+
+    def gather_tf(index):
+        images, labels = tf.numpy_function(gather, [index], [tf.uint8, tf.as_dtype(y.dtype)])
+        images.set_shape((None, *x.shape[1:]))
+        labels.set_shape((None, *y.shape[1:]))
+        return images, labels
+
+    ds = ds.map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE)
+    if mixing is not None:
+        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = not training
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

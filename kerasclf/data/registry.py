@@ -1,0 +1,17 @@
+"""The data set registry: `@register_dataset("name")` on `fn(cfg, cache_dir) -> RawDataset`."""
+
+from dataclasses import dataclass
+
+from kerasclf.errors import DataError
+from kerasclf.registry import Registry
+
+DATASETS = Registry("data set", DataError, list_command="datasets")
+register_dataset = DATASETS.register
+
+
+@dataclass
+class RawDataset:
+    """What a source yields: named splits ("train", optionally "val", "test") and class names."""
+
+    splits: dict
+    class_names: list

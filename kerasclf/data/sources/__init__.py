@@ -1,0 +1,1 @@
+"""Built-in data sources; importing a module registers it."""

@@ -1,0 +1,77 @@
+"""In-memory splits and the seeded, stratified ways of carving and subsetting them."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Split:
+    """uint8 images (N, H, W, C) and int32 labels (N,); `paths` when read from files."""
+
+    x: np.ndarray
+    y: np.ndarray
+    paths: list | None = None
+
+    def __len__(self):
+        return len(self.y)
+
+    def take(self, index):
+        paths = None if self.paths is None else [self.paths[i] for i in index]
+        return Split(self.x[index], self.y[index], paths)
+
+
+def stratified_split(split, fraction, seed):
+    """(rest, carved): `fraction` of every class carved out, seeded and stratified (sklearn)."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(split))
+    counts = np.bincount(split.y)
+    stratify = split.y if counts[counts > 0].min() >= 2 else None  # sklearn needs 2 per class
+    rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    return split.take(np.sort(rest)), split.take(np.sort(carved))
+
+
+def select_classes(splits, class_names, wanted):
+    """Keep a class subset and renumber labels 0..k-1. `wanted`: names or 'first:N'."""
+    from kerasclf.errors import ConfigError, did_you_mean
+
+    if isinstance(wanted, str) and wanted.startswith("first:"):
+        keep = list(range(int(wanted.split(":", 1)[1])))
+    else:
+        names = [wanted] if isinstance(wanted, str) else list(wanted)
+        keep = []
+        for name in names:
+            if name not in class_names:
+                raise ConfigError(
+                    f"data.classes names {name!r}, which is not a class of this data set."
+                    f"{did_you_mean(name, class_names)} Classes: {', '.join(class_names)}."
+                )
+            keep.append(class_names.index(name))
+    remap = np.full(len(class_names), -1, np.int32)
+    remap[keep] = np.arange(len(keep), dtype=np.int32)
+    out = {}
+    for key, split in splits.items():
+        mask = np.isin(split.y, keep)
+        sub = split.take(np.flatnonzero(mask))
+        sub.y = remap[sub.y]
+        out[key] = sub
+    return out, [class_names[i] for i in keep]
+
+
+def limit_per_class(split, limit, seed):
+    """At most `limit` images of each class, chosen at random (seeded)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(split.y):
+        idx = np.flatnonzero(split.y == c)
+        keep.extend(rng.permutation(idx)[:limit])
+    return split.take(np.sort(np.array(keep, dtype=np.int64)))
+
+
+def channel_stats(x, max_images=10000, seed=0):
+    """Per-channel mean and std in 0..255 units (on a sample: exact enough, bounded cost)."""
+    if len(x) > max_images:
+        x = x[np.random.default_rng(seed).choice(len(x), max_images, replace=False)]
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    return flat.mean(0).tolist(), np.maximum(flat.std(0), 1e-3).tolist()

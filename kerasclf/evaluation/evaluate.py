@@ -1,0 +1,119 @@
+"""`kerasclf evaluate`: checkpoint + data -> predictions -> eval/<split>/ report.
+
+The checkpoint carries class names, the training data spec and the input size (LabelInfo
+layer); the run's config.yaml beside it, when present, reproduces the exact splits.
+"""
+
+from pathlib import Path
+
+from kerasclf.errors import CheckpointError, DataError
+
+
+def load_checkpoint(path):
+    """Load a .keras file (safe mode) or raise a CheckpointError that says what to do."""
+    import keras
+
+    from kerasclf.layers import preprocessing  # noqa: F401  registers the custom layers
+    from kerasclf.models import load_builtin_models
+
+    load_builtin_models()  # registers layers that backbones use
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} does not exist. Runs write logs/<run>/best.keras and last.keras; "
+            "pass one of those with --checkpoint."
+        )
+    try:
+        model = keras.saving.load_model(str(path), safe_mode=True)
+    except Exception as exc:  # zip/JSON/HDF5 errors all mean "not a usable checkpoint"
+        raise CheckpointError(
+            f"Could not read checkpoint {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            "It must be a .keras file written by `kerasclf train`; it may be truncated or from another tool."
+        ) from None
+    try:
+        labels = model.get_layer("labels")
+    except ValueError:
+        raise CheckpointError(
+            f"Checkpoint {str(path)!r} is a Keras model but not a kerasclf one (no 'labels' layer with class "
+            "names); train it with `kerasclf train`."
+        ) from None
+    return model, labels
+
+
+def _data_config(checkpoint, labels, data_spec, data_dir):
+    """The run's data config when it sits beside the checkpoint, pointed at `data_spec` if given."""
+    from kerasclf.config import DataConfig, load_config
+
+    run_config = Path(checkpoint).parent / "config.yaml"
+    cfg = load_config(run_config).data if run_config.is_file() else DataConfig(source=labels.source)
+    if data_spec:
+        cfg.source = data_spec
+        cfg.classes = None  # other data: use all of its classes and check them against the model's
+    if data_dir:
+        cfg.data_dir = data_dir
+    cfg.image_size = labels.image_size  # feed the size the model was trained on
+    return cfg
+
+
+def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None):
+    from kerasclf.data import build_dataset
+    from kerasclf.evaluation.report import write_report
+
+    model, labels = load_checkpoint(checkpoint)
+    seed = _run_seed(checkpoint)
+    dataset = build_dataset(_data_config(checkpoint, labels, data, data_dir), seed)
+    if list(dataset.info.class_names) != list(labels.class_names):
+        raise CheckpointError(
+            f"The checkpoint was trained on classes {_short(labels.class_names)} but the data "
+            f"{dataset.info.source!r} has classes {_short(dataset.info.class_names)}. Evaluate on data with the "
+            "same class folders/names (in the same order), or train a model for this data."
+        )
+    chosen = dataset.split(split)
+    if chosen is None or len(chosen) == 0:
+        available = [s for s in ("train", "val", "test") if dataset.split(s) is not None and len(dataset.split(s))]
+        raise DataError(
+            f"The data {dataset.info.source!r} has no {split!r} split (it has: {', '.join(available)}). "
+            f"Use --split {available[-1]}, or set data.test_fraction / data.val_fraction when training."
+        )
+    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
+    run_dir = Path(checkpoint).parent
+    out = Path(out_dir) if out_dir else run_dir / "eval" / split
+    history = run_dir / "history.csv"
+    result = write_report(
+        out, chosen.y, probs, labels.class_names, images=chosen.x,
+        history_csv=history if history.is_file() else None,
+        title=f"{model.name} on {dataset.info.source}", split=split,
+        extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
+    )
+    _log_confusion_to_tensorboard(run_dir, split, result)
+    return result
+
+
+def _run_seed(checkpoint):
+    from kerasclf.config import load_config
+
+    run_config = Path(checkpoint).parent / "config.yaml"
+    return load_config(run_config).seed if run_config.is_file() else 0
+
+
+def _short(names, n=6):
+    names = list(names)
+    return "[" + ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "") + "]"
+
+
+def _log_confusion_to_tensorboard(run_dir, split, result):
+    """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasclf.evaluation.figures import confusion_matrix_image
+
+    image = confusion_matrix_image(np.asarray(result["confusion"]), result["class_names"])
+    writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "eval"))
+    with writer.as_default():
+        tf.summary.image(f"confusion_matrix/{split}", image[None], step=0)
+    writer.flush()

@@ -1,0 +1,286 @@
+"""Evaluation figures: each function renders one PNG with the Agg canvas and returns its path.
+
+Figures are built from ``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` rather than pyplot,
+so no global backend or pyplot figure state is touched (safe on headless machines and inside
+training processes).
+"""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from kerasclf.evaluation.metrics import misclassified_indices
+
+MAX_ANNOTATED_CLASSES = 20  # above this, cell values are unreadable: colour only
+MAX_LEGEND_CLASSES = 20
+RIGHT, WRONG = "tab:green", "tab:red"
+
+
+def _new_figure(width, height, layout="constrained"):
+    fig = Figure(figsize=(width, height), layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path, dpi=100):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return str(path)
+
+
+def _message_figure(path, message, title=None):
+    """A small figure that only says `message` (so a linked PNG always exists)."""
+    fig = _new_figure(5, 2.5)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=13, transform=ax.transAxes)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+# --- confusion matrix -------------------------------------------------------------------
+
+def _normalize_rows(cm):
+    cm = np.asarray(cm, dtype=np.float64)
+    totals = cm.sum(axis=1, keepdims=True)
+    # an empty class (no true samples) gets a row of zeros rather than NaN
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def _draw_confusion(fig, cm, class_names, normalize, title=None):
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(class_names)
+    values = _normalize_rows(cm) if normalize else np.asarray(cm).astype(np.int64)
+    side = fig.get_figheight()
+    # tick labels sized to the room each class gets along the axis (~85% of the figure)
+    label_size = max(4.0, min(10.0, 0.6 * 72 * 0.85 * side / max(n, 1)))
+    ax = fig.add_subplot()
+    display = ConfusionMatrixDisplay(values, display_labels=[str(c) for c in class_names])
+    display.plot(
+        ax=ax,
+        cmap="Blues",
+        include_values=n <= MAX_ANNOTATED_CLASSES,
+        values_format=".2f" if normalize else "d",
+        xticks_rotation=45 if n <= MAX_ANNOTATED_CLASSES else 90,
+        im_kw={"vmin": 0.0, "vmax": 1.0} if normalize else None,
+        text_kw={"fontsize": max(5.0, min(10.0, 160.0 / max(n, 1)))},
+    )
+    for label in ax.get_xticklabels():
+        label.set_fontsize(label_size)
+        if n <= MAX_ANNOTATED_CLASSES:
+            label.set_horizontalalignment("right")  # rotated labels end under their column
+    for label in ax.get_yticklabels():
+        label.set_fontsize(label_size)
+    kind = "row-normalised" if normalize else "counts"
+    ax.set_title(f"{title} — confusion matrix ({kind})" if title else f"Confusion matrix ({kind})")
+    return ax
+
+
+def _confusion_size(n):
+    # ~0.17 inch per class keeps 100 tick labels legible without a huge, slow PNG
+    return min(22.0, max(5.5, 0.17 * n + 4.0))
+
+
+def plot_confusion_matrix(cm, class_names, path, normalize=False, title=None):
+    """Confusion matrix PNG: counts, or rows normalised to recall when `normalize`."""
+    side = _confusion_size(len(class_names))
+    fig = _new_figure(side + 1.0, side)
+    _draw_confusion(fig, cm, class_names, normalize, title)
+    return _save(fig, path)
+
+
+def confusion_matrix_image(cm, class_names):
+    """The count confusion matrix rendered as a uint8 (H, W, 3) RGB array (e.g. TensorBoard)."""
+    side = min(12.0, _confusion_size(len(class_names)))
+    fig = _new_figure(side + 1.0, side)
+    _draw_confusion(fig, cm, class_names, normalize=False)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+# --- image galleries --------------------------------------------------------------------
+
+def _to_display(image):
+    """uint8 HxW or HxWx3 for imshow; floats in [0, 1] are scaled, 1 channel squeezed."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = image.astype(np.float64)
+        if image.size and image.max() <= 1.0:
+            image = image * 255.0
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    return image
+
+
+def _image_grid(images, titles, colors, path, suptitle):
+    """Square-ish grid of images, each with its own coloured title."""
+    count = len(images)
+    cols = max(1, math.ceil(math.sqrt(count)))
+    rows = max(1, math.ceil(count / cols))
+    height = 1.85 * rows + 0.9
+    # fixed margins (room for the suptitle and two-line titles): constrained layout
+    # costs seconds on a 6x6 grid
+    fig = _new_figure(max(1.7 * cols, 4.0), height, layout=None)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.95 / height,
+                        wspace=0.1, hspace=0.45)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, text, color in zip(axes, images, titles, colors):
+        image = _to_display(image)
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255,
+                  interpolation="nearest")
+        ax.set_title(text, color=color, fontsize=7.5)
+    fig.suptitle(suptitle, fontsize=11, y=1 - 0.12 / height, va="top")
+    return _save(fig, path)
+
+
+def _check_images(images, y_true, y_pred):
+    if len(images) != len(y_true) or len(y_true) != len(y_pred):
+        raise ValueError(
+            f"images ({len(images)}), y_true ({len(y_true)}) and y_pred ({len(y_pred)}) "
+            "must have the same length"
+        )
+
+
+def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=36,
+                         title="Predictions: pred (true)"):
+    """Grid of the first `max_images` images titled "pred (true)": green right, red wrong."""
+    _check_images(images, y_true, y_pred)
+    if len(images) == 0:
+        return _message_figure(path, "no images", title)
+    idx = np.arange(min(len(images), max_images))
+    names = [str(c) for c in class_names]
+    titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in idx]
+    colors = [RIGHT if y_pred[i] == y_true[i] else WRONG for i in idx]
+    return _image_grid([images[i] for i in idx], titles, colors, path, title)
+
+
+def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, max_images=36):
+    """Gallery of mistakes titled "pred (true)"; most confident mistakes first given y_prob."""
+    _check_images(images, y_true, y_pred)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    wrong = misclassified_indices(y_true, y_pred, y_prob)
+    if wrong.size == 0:
+        return _message_figure(path, "no misclassified images", "Misclassified images")
+    names = [str(c) for c in class_names]
+    shown = wrong[:max_images]
+    titles = []
+    for i in shown:
+        text = f"{names[y_pred[i]]} ({names[y_true[i]]})"
+        titles.append(text if y_prob is None else f"{text}\n{y_prob[i][y_pred[i]]:.1%}")
+    suptitle = f"Misclassified: pred (true) — {len(shown)} of {len(wrong)}"
+    if y_prob is not None:
+        suptitle += ", most confident first"
+    return _image_grid([images[i] for i in shown], titles, [WRONG] * len(shown), path, suptitle)
+
+
+# --- training history -------------------------------------------------------------------
+
+def _read_history(path):
+    """CSVLogger file -> {column: float array}; 'NA'/blank cells become NaN."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    columns = {}
+    for key in rows[0]:
+        if key is None:
+            continue
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row.get(key) or "nan"))
+            except ValueError:  # CSVLogger writes "NA" for metrics missing in an epoch
+                values.append(float("nan"))
+        columns[key.strip()] = np.asarray(values)
+    return columns
+
+
+def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
+    fig = _new_figure(6.5, 4.2)
+    ax = fig.add_subplot()
+    for label, key in series:
+        y = columns[key]
+        ok = np.isfinite(y)
+        # markers keep a single point visible (e.g. test_accuracy logged once at the end)
+        ax.plot(epochs[ok], y[ok], marker="o", markersize=3, label=label)
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{ylabel} per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_history(history_csv_path, out_dir):
+    """curves_loss.png / curves_accuracy.png / curves_lr.png from a Keras CSVLogger file."""
+    columns = _read_history(history_csv_path)
+    if not columns:
+        return []
+    length = len(next(iter(columns.values())))
+    # CSVLogger's epoch column is 0-based; +1 matches Keras's "Epoch 1/N" progress lines
+    epochs = columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+    out_dir = Path(out_dir)
+    paths = []
+    for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc"))):
+        series = []
+        for split, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
+            key = next((prefix + a for a in aliases if prefix + a in columns), None)
+            # CSVLogger fills val_* with "NA" when there is no validation data: skip those
+            if key is not None and np.isfinite(columns[key]).any():
+                series.append((split, key))
+        if series:
+            paths.append(_curve_plot(columns, epochs, series, metric,
+                                     out_dir / f"curves_{metric}.png"))
+    lr_key = next((k for k in ("learning_rate", "lr") if k in columns), None)
+    lr = columns[lr_key][np.isfinite(columns[lr_key])] if lr_key else np.array([])
+    if lr.size:
+        log_y = lr.min() > 0 and lr.max() / lr.min() > 10
+        paths.append(_curve_plot(columns, epochs, [("learning rate", lr_key)], "learning rate",
+                                 out_dir / "curves_lr.png", log_y=log_y))
+    return paths
+
+
+# --- ROC --------------------------------------------------------------------------------
+
+def plot_roc(roc_dict, path):
+    """One-vs-rest ROC curves from metrics.roc_curves(), AUC per class in the legend."""
+    classes = roc_dict.get("classes", {})
+    if not classes:
+        return _message_figure(path, "ROC unavailable (fewer than two classes present)", "ROC")
+    many = len(classes) > MAX_LEGEND_CLASSES
+    fig = _new_figure(7.5 if not many else 6.5, 6)
+    ax = fig.add_subplot()
+    for name, curve in classes.items():
+        ax.plot(curve["fpr"], curve["tpr"], linewidth=0.7 if many else 1.4,
+                alpha=0.5 if many else 1.0, label=f"{name} (AUC={curve['auc']:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    macro = roc_dict.get("macro_auc")
+    title = "ROC, one-vs-rest"
+    if macro is not None:
+        title += f" — macro AUC {macro:.4f}"
+    if many:
+        # a legend of dozens of entries hides the curves; per-class AUCs are in metrics.json
+        title += f"\n({len(classes)} classes; per-class AUC in metrics.json)"
+    else:
+        ax.legend(fontsize=7 if len(classes) > 10 else 9, loc="lower right")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

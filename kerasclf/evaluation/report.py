@@ -1,0 +1,164 @@
+"""write_report: every evaluation artefact for one split, tied together by report.md."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kerasclf.evaluation import figures
+from kerasclf.evaluation.metrics import (
+    as_labels,
+    as_probs,
+    classification_summary,
+    roc_curves,
+    to_jsonable,
+)
+
+
+def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=None,
+                 title="", split="test", extra=None):
+    """Write tables, figures, metrics.json and report.md for one split into `out_dir`.
+
+    y_true: integer labels (N,); y_prob: class scores (N, C) (a single sigmoid column is
+    accepted for 2 classes); images: optional uint8 NHWC array for the sample galleries;
+    history_csv: optional Keras CSVLogger file for training curves; extra: JSON-able values
+    merged into metrics.json (computed metrics win on a name clash).
+    Returns the metrics dict plus "report_path".
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    class_names = [str(c) for c in class_names]
+    n = len(class_names)
+    y_prob = as_probs(y_prob, n)
+    y_true = as_labels(y_true, n)
+    if len(y_true) != len(y_prob):
+        raise ValueError(f"y_true has {len(y_true)} rows but y_prob has {len(y_prob)}")
+    y_pred = y_prob.argmax(axis=1)
+
+    summary = classification_summary(y_true, y_pred, class_names)
+    roc = roc_curves(y_true, y_prob, class_names)
+    _write_tables(out, summary, class_names, y_true, y_pred, y_prob)
+    pngs = _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob,
+                          images, history_csv)
+    metrics = _metrics(summary, roc, split, title, extra)
+    _write_json(out / "metrics.json", metrics)
+    report_path = out / "report.md"
+    report_path.write_text(_markdown(summary, metrics, pngs, out, title, split))
+    return {**metrics, "report_path": str(report_path)}
+
+
+def _write_json(path, value):
+    with open(path, "w") as f:
+        json.dump(to_jsonable(value), f, indent=2)
+        f.write("\n")
+
+
+def per_class_table(per_class):
+    """Markdown table lines: class | accuracy ("93.40% (934/1000)")."""
+    lines = ["| class | accuracy |", "|---|---|"]
+    # a "|" inside a class name would split the cell
+    lines += [f"| {row['class'].replace('|', '&#124;')} | {row['text']} |" for row in per_class]
+    return lines
+
+
+def _write_tables(out, summary, class_names, y_true, y_pred, y_prob):
+    (out / "classification_report.txt").write_text(summary["report_text"])
+    _write_json(out / "classification_report.json", summary["report"])
+    with open(out / "confusion_matrix.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        # rows: true class, columns: predicted class
+        writer.writerow(["true \\ pred", *class_names])
+        for name, row in zip(class_names, summary["confusion"]):
+            writer.writerow([name, *row])
+    with open(out / "per_class_accuracy.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class", "correct", "total", "accuracy", "text"])
+        for row in summary["per_class"]:
+            acc = "" if row["accuracy"] is None else f"{row['accuracy']:.6f}"
+            writer.writerow([row["class"], row["correct"], row["total"], acc, row["text"]])
+    (out / "per_class_accuracy.md").write_text("\n".join(per_class_table(summary["per_class"])) + "\n")
+    confidence = y_prob[np.arange(len(y_pred)), y_pred]
+    with open(out / "predictions.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", "true", "pred", "confidence"])
+        for i, (t, p, c) in enumerate(zip(y_true, y_pred, confidence)):
+            writer.writerow([i, class_names[t], class_names[p], f"{c:.6f}"])
+
+
+def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, images, history_csv):
+    """All PNGs, as a list of (caption, path) in the order report.md shows them."""
+    cm = summary["confusion"]
+    pngs = [
+        ("Confusion matrix (counts)",
+         figures.plot_confusion_matrix(cm, class_names, out / "confusion_matrix.png", False)),
+        ("Confusion matrix (row-normalised)",
+         figures.plot_confusion_matrix(cm, class_names, out / "confusion_matrix_normalized.png",
+                                       True)),
+        ("ROC curves (one-vs-rest)", figures.plot_roc(roc, out / "roc.png")),
+    ]
+    if images is not None:
+        pngs.append(("Sample predictions: pred (true)", figures.plot_prediction_grid(
+            images, y_true, y_pred, class_names, out / "samples.png")))
+        pngs.append(("Misclassified, most confident first", figures.plot_misclassified(
+            images, y_true, y_pred, class_names, out / "misclassified.png", y_prob=y_prob)))
+    if history_csv is not None and Path(history_csv).is_file():
+        captions = {"curves_loss": "loss", "curves_accuracy": "accuracy",
+                    "curves_lr": "learning rate"}
+        for path in figures.plot_history(history_csv, out):
+            pngs.append((f"Training curve: {captions.get(Path(path).stem, Path(path).stem)}", path))
+    return pngs
+
+
+def _metrics(summary, roc, split, title, extra):
+    report = summary["report"]
+    macro, weighted = report["macro avg"], report["weighted avg"]
+    computed = {
+        "split": split,
+        "title": title,
+        "accuracy": summary["accuracy"],
+        "size": summary["size"],
+        "precision_macro": macro["precision"],
+        "recall_macro": macro["recall"],
+        "f1_macro": macro["f1-score"],
+        "precision_weighted": weighted["precision"],
+        "recall_weighted": weighted["recall"],
+        "f1_weighted": weighted["f1-score"],
+        "per_class_accuracy": {row["class"]: row["accuracy"] for row in summary["per_class"]},
+        "best_class": summary["best_class"],
+        "worst_class": summary["worst_class"],
+        "macro_auc": roc["macro_auc"],
+        "per_class_auc": {name: curve["auc"] for name, curve in roc["classes"].items()},
+        # kept so callers can re-render the matrix (e.g. TensorBoard) without recomputing it
+        "class_names": [row["class"] for row in summary["per_class"]],
+        "confusion": summary["confusion"],
+    }
+    return {**(extra or {}), **computed}
+
+
+def _markdown(summary, metrics, pngs, out, title, split):
+    by_name = {row["class"]: row["text"] for row in summary["per_class"]}
+    auc = metrics["macro_auc"]
+    lines = [
+        f"# {title or 'Evaluation report'}",
+        "",
+        f"- split: **{split}**",
+        f"- size: {summary['size']}",
+        f"- accuracy: **{100 * summary['accuracy']:.2f}%**",
+        f"- macro F1: {metrics['f1_macro']:.4f}",
+        f"- macro ROC AUC (one-vs-rest): {'n/a' if auc is None else f'{auc:.4f}'}",
+    ]
+    if summary["best_class"] is not None:
+        lines += [
+            f"- best class: **{summary['best_class']}** {by_name[summary['best_class']]}",
+            f"- worst class: **{summary['worst_class']}** {by_name[summary['worst_class']]}",
+        ]
+    lines += ["", "## Per-class accuracy", "", *per_class_table(summary["per_class"]), "",
+              "## Classification report", "", "```", summary["report_text"].rstrip(), "```", "",
+              "## Figures", ""]
+    for caption, path in pngs:
+        # relative links so the directory can be moved or published as a whole
+        rel = Path(os.path.relpath(path, out)).as_posix()
+        lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Optimizers, schedules, callbacks, run directories and the training loop."""

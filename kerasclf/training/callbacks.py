@@ -1,0 +1,74 @@
+"""Callbacks Keras lacks: learning rate and system resources in the logs, test accuracy per epoch.
+
+They write into `logs` so that CSVLogger and TensorBoard (which run after them) record the
+values; order in the callback list matters.
+"""
+
+import time
+
+import keras
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        from kerasclf.training.optimizers import current_lr
+
+        if logs is not None:
+            logs["learning_rate"] = current_lr(self.model.optimizer)
+
+
+class SystemMonitor(keras.callbacks.Callback):
+    """CPU %, process memory and, where the backend reports it, accelerator memory per epoch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import psutil
+
+        psutil.cpu_percent(None)  # starts the interval that on_epoch_end reads
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        import psutil
+
+        if logs is None:
+            return
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        logs["sys_cpu_percent"] = psutil.cpu_percent(None)
+        logs["sys_memory_gb"] = psutil.Process().memory_info().rss / 2**30
+        gpu = _accelerator_memory_gb()
+        if gpu is not None:
+            logs["sys_accelerator_memory_gb"] = gpu
+
+
+def _accelerator_memory_gb():
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            device = jax.devices()[0]
+            if device.platform == "cpu":
+                return None
+            return device.memory_stats()["bytes_in_use"] / 2**30
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            if not tf.config.list_logical_devices("GPU"):
+                return None
+            return tf.config.experimental.get_memory_info("GPU:0")["current"] / 2**30
+    except Exception:  # stats are best-effort; never fail a run over them
+        return None
+    return None
+
+
+class TestAccuracy(keras.callbacks.Callback):
+    """Evaluates the test split after every epoch (experiments that report test accuracy per epoch)."""
+
+    def __init__(self, inputs):
+        super().__init__()
+        self.inputs = inputs
+
+    def on_epoch_end(self, epoch, logs=None):
+        results = self.model.evaluate(**self.inputs, verbose=0, return_dict=True)
+        if logs is not None:
+            logs["test_accuracy"] = results["accuracy"]
+            logs["test_loss"] = results["loss"]

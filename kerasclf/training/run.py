@@ -1,0 +1,192 @@
+"""One training run: config -> data -> model -> fit with callbacks -> logs/<run>/.
+
+The run directory holds the resolved config, history.csv, TensorBoard events, best.keras,
+last.keras and metrics.json; evaluation reports go to eval/<split>/.
+"""
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from kerasclf.config import dump_config
+
+
+@dataclass
+class Prepared:
+    cfg: object
+    data: object
+    model: object
+    summary: dict
+
+
+def setup_backend(cfg):
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
+
+
+def prepare(cfg):
+    """Build data and model (no training): what --dry-run prints and train() starts from."""
+    from kerasclf.data import build_dataset
+    from kerasclf.models import build_model
+    from kerasclf.models.freeze import apply_trainable
+
+    setup_backend(cfg)
+    data = build_dataset(cfg.data, cfg.seed)
+    model = build_model(cfg, data.info)
+    trainable = apply_trainable(model, cfg.model.trainable)
+    summary = {
+        "dataset": cfg.data.source,
+        "class_names": data.info.class_names,
+        "num_classes": data.info.num_classes,
+        "image_size": list(data.info.image_size),
+        **data.sizes(),
+        "model": cfg.model.name,
+        **trainable,
+    }
+    return Prepared(cfg, data, model, summary)
+
+
+def _uses_one_hot(cfg):
+    return cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
+
+
+def _mixing_fn(cfg, num_classes):
+    if not (cfg.augment.mixup or cfg.augment.cutmix):
+        return None
+    from kerasclf.layers.mixing import batch_mixer
+
+    return batch_mixer(cfg.augment.mixup, cfg.augment.cutmix, seed=cfg.seed)
+
+
+def compile_model(model, cfg, steps_per_epoch):
+    import keras
+
+    from kerasclf.layers.augment import warn_if_not_jit
+    from kerasclf.training.optimizers import build_optimizer
+
+    optimizer = build_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs)
+    if _uses_one_hot(cfg):
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.loss.label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=["accuracy"],
+        jit_compile=cfg.train.jit_compile,
+        steps_per_execution=cfg.train.steps_per_execution,
+    )
+    warn_if_not_jit(model)
+
+
+def _callbacks(cfg, run_dir, has_val, test_inputs):
+    import keras
+
+    from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+
+    monitor = cfg.train.monitor if has_val or not cfg.train.monitor.startswith("val_") else cfg.train.monitor[4:]
+    mode = "min" if "loss" in monitor else "max"
+    callbacks = [LearningRateLogger(), SystemMonitor()]
+    if test_inputs is not None:
+        callbacks.append(TestAccuracy(test_inputs))
+    callbacks += [
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+    ]
+    if _tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
+    if cfg.train.early_stop_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
+        )
+    return callbacks, monitor
+
+
+def _tensorboard_available():
+    import importlib.util
+
+    # keras.callbacks.TensorBoard writes through tf.summary: TensorFlow and TensorBoard are required.
+    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
+
+
+def train(cfg, verbose=None):
+    """Train per `cfg`; returns (run_dir, metrics)."""
+    from kerasclf.data.pipeline import fit_inputs
+    from kerasclf.training.rundir import make_run_dir
+
+    prepared = prepare(cfg)
+    data, model = prepared.data, prepared.model
+    run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
+    dump_config(cfg, run_dir / "config.yaml")
+    one_hot = _uses_one_hot(cfg)
+    n_cls = data.info.num_classes
+    batch = cfg.data.batch_size
+    train_in = fit_inputs(
+        data.train, batch, training=True, num_classes=n_cls, one_hot_labels=one_hot,
+        seed=cfg.seed, mixing=_mixing_fn(cfg, n_cls), shuffle_buffer=cfg.data.shuffle_buffer,
+    )
+    eval_in = lambda split: fit_inputs(split, batch, training=False, num_classes=n_cls, one_hot_labels=one_hot)  # noqa: E731
+    has_val = data.val is not None and len(data.val) > 0
+    has_test = data.test is not None and len(data.test) > 0
+    test_inputs = eval_in(data.test) if has_test and cfg.train.eval_test_each_epoch else None
+    steps_per_epoch = math.ceil(len(data.train) / batch)
+    compile_model(model, cfg, steps_per_epoch)
+    callbacks, monitor = _callbacks(cfg, run_dir, has_val, test_inputs)
+    validation = eval_in(data.val) if has_val else None
+    fit_kwargs = dict(train_in)
+    if validation is not None:
+        fit_kwargs["validation_data"] = validation["x"] if "y" not in validation else (validation["x"], validation["y"])
+    started = time.perf_counter()
+    interrupted = False
+    try:
+        history = model.fit(
+            epochs=cfg.train.epochs, callbacks=callbacks,
+            verbose=cfg.train.verbose if verbose is None else verbose, **fit_kwargs,
+        )
+        epochs_log = history.history
+    except KeyboardInterrupt:  # keep what the finished epochs wrote
+        interrupted = True
+        epochs_log = model.history.history if model.history else {}
+        warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
+    wall = time.perf_counter() - started
+    metrics = _run_metrics(prepared.summary, epochs_log, monitor, wall, interrupted)
+    if has_test and (run_dir / "best.keras").exists():
+        metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, batch)
+    _write_json(run_dir / "metrics.json", metrics)
+    return run_dir, metrics
+
+
+def _run_metrics(summary, log, monitor, wall, interrupted):
+    values = log.get(monitor, [])
+    best = (min if "loss" in monitor else max)(range(len(values)), key=values.__getitem__) if values else None
+    return {
+        **summary,
+        "epochs_run": len(values),
+        "monitor": monitor,
+        "best_epoch": None if best is None else best + 1,
+        "best_val_accuracy": None if best is None or "val_accuracy" not in log else float(log["val_accuracy"][best]),
+        "final_train_accuracy": float(log["accuracy"][-1]) if log.get("accuracy") else None,
+        "test_accuracy": None,
+        "wall_seconds": round(wall, 2),
+        "seconds_per_epoch": round(wall / len(values), 2) if values else None,
+        "interrupted": interrupted,
+    }
+
+
+def _test_accuracy(checkpoint, split, batch_size):
+    import keras
+
+    model = keras.saving.load_model(str(checkpoint), safe_mode=True)
+    probs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    return float((probs.argmax(-1) == split.y).mean())
+
+
+def _write_json(path, obj):
+    Path(path).write_text(json.dumps(obj, indent=2, default=float) + "\n")
