@@ -89,6 +89,7 @@ class TrainConfig:
     evaluate_after: bool = True  # write eval/test (or eval/val) reports when training ends
     jit_compile: Union[bool, str] = "auto"
     steps_per_execution: int = 1
+    data_on_device: Union[bool, str] = "auto"  # auto: on every backend but TensorFlow, when it fits
     mixed_precision: Optional[str] = None  # None | mixed_float16 | mixed_bfloat16
     verbose: Union[int, str] = "auto"
 
@@ -127,6 +128,13 @@ def _coerce(value, tp, where):
             return None
         if isinstance(value, str) and value.lower() in ("null", "none", "~") and type(None) in args:
             return None
+        if (
+            isinstance(value, str) and str in args and any(typing.get_origin(a) is list for a in args)
+            and "," not in value and not value.lstrip().startswith("[")
+        ):
+            # list-or-str fields (data.classes): one plain word stays a string, so that
+            # "first:3" keeps its meaning instead of becoming the one-name list ["first:3"].
+            return value
         for arg in args:
             if arg is type(None):
                 continue

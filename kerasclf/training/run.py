@@ -33,9 +33,10 @@ def setup_backend(cfg):
 def prepare(cfg):
     """Build data and model (no training): what --dry-run prints and train() starts from."""
     from kerasclf.data import build_dataset
-    from kerasclf.models import build_model
+    from kerasclf.models import build_model, builder_kwargs
     from kerasclf.models.freeze import apply_trainable
 
+    builder_kwargs(cfg.model)  # unknown model / model key: fail before loading (or downloading) data
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)
@@ -85,7 +86,7 @@ def compile_model(model, cfg, steps_per_epoch):
     warn_if_not_jit(model)
 
 
-def _callbacks(cfg, run_dir, has_val, test_inputs):
+def _callbacks(cfg, run_dir, has_val, test_inputs, checkpoint_cls):
     import keras
 
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
@@ -96,8 +97,8 @@ def _callbacks(cfg, run_dir, has_val, test_inputs):
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
     callbacks += [
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "last.keras")),
+        checkpoint_cls(str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True),
+        checkpoint_cls(str(run_dir / "last.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
     ]
     if _tensorboard_available():
@@ -118,47 +119,43 @@ def _tensorboard_available():
 
 def train(cfg, verbose=None):
     """Train per `cfg`; returns (run_dir, metrics)."""
-    from kerasclf.data.pipeline import fit_inputs
+    from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.rundir import make_run_dir
 
     prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
+    feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg, data.info.num_classes))
     run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
     dump_config(cfg, run_dir / "config.yaml")
-    one_hot = _uses_one_hot(cfg)
-    n_cls = data.info.num_classes
-    batch = cfg.data.batch_size
-    train_in = fit_inputs(
-        data.train, batch, training=True, num_classes=n_cls, one_hot_labels=one_hot,
-        seed=cfg.seed, mixing=_mixing_fn(cfg, n_cls), shuffle_buffer=cfg.data.shuffle_buffer,
-    )
-    eval_in = lambda split: fit_inputs(split, batch, training=False, num_classes=n_cls, one_hot_labels=one_hot)  # noqa: E731
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
-    test_inputs = eval_in(data.test) if has_test and cfg.train.eval_test_each_epoch else None
-    steps_per_epoch = math.ceil(len(data.train) / batch)
-    compile_model(model, cfg, steps_per_epoch)
-    callbacks, monitor = _callbacks(cfg, run_dir, has_val, test_inputs)
-    validation = eval_in(data.val) if has_val else None
-    fit_kwargs = dict(train_in)
-    if validation is not None:
-        fit_kwargs["validation_data"] = validation["x"] if "y" not in validation else (validation["x"], validation["y"])
+    fit_model = feeder.model_to_fit(model)
+    compile_model(fit_model, cfg, math.ceil(len(data.train) / cfg.data.batch_size))
+    test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
+    callbacks, monitor = _callbacks(cfg, run_dir, has_val, test_inputs, feeder.checkpoint)
+    fit_kwargs = feeder.inputs("train", training=True)
+    if has_val:
+        val = feeder.inputs("val")
+        fit_kwargs["validation_data"] = (val["x"], val["y"]) if "y" in val else val["x"]
+        if "batch_size" in val:
+            fit_kwargs["validation_batch_size"] = val["batch_size"]
     started = time.perf_counter()
     interrupted = False
     try:
-        history = model.fit(
+        history = fit_model.fit(
             epochs=cfg.train.epochs, callbacks=callbacks,
             verbose=cfg.train.verbose if verbose is None else verbose, **fit_kwargs,
         )
         epochs_log = history.history
     except KeyboardInterrupt:  # keep what the finished epochs wrote
         interrupted = True
-        epochs_log = model.history.history if model.history else {}
+        epochs_log = fit_model.history.history if fit_model.history else {}
         warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
     wall = time.perf_counter() - started
     metrics = _run_metrics(prepared.summary, epochs_log, monitor, wall, interrupted)
+    metrics["data_on_device"] = feeder.resident
     if has_test and (run_dir / "best.keras").exists():
-        metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, batch)
+        metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
     return run_dir, metrics
 

@@ -1,0 +1,73 @@
+"""How batches reach the model: from the host (tf.data / numpy) or from a device-resident table.
+
+Both feeders give `fit`/`evaluate` keyword arguments and the model to fit; the resident one
+wraps the model so it takes indices (see resident.py).
+"""
+
+import keras
+
+from kerasclf.data.pipeline import fit_inputs, one_hot
+from kerasclf.errors import ConfigError
+
+# Above this many bytes of uint8 images, "auto" keeps data on the host.
+RESIDENT_LIMIT_BYTES = 4 * 2**30
+
+
+class HostFeeder:
+    resident = False
+    checkpoint = keras.callbacks.ModelCheckpoint
+
+    def __init__(self, data, batch_size, one_hot_labels, seed, mixing, shuffle_buffer):
+        self.data, self.batch_size, self.one_hot = data, batch_size, one_hot_labels
+        self.seed, self.mixing, self.shuffle_buffer = seed, mixing, shuffle_buffer
+
+    def model_to_fit(self, model):
+        return model
+
+    def inputs(self, split_name, training=False):
+        return fit_inputs(
+            self.data.split(split_name), self.batch_size, training=training,
+            num_classes=self.data.info.num_classes, one_hot_labels=self.one_hot, seed=self.seed,
+            mixing=self.mixing if training else None, shuffle_buffer=self.shuffle_buffer,
+        )
+
+
+class ResidentFeeder:
+    resident = True
+
+    def __init__(self, data, batch_size, one_hot_labels):
+        from kerasclf.training.resident import InnerModelCheckpoint, ResidentData
+
+        n = data.info.num_classes
+        self.checkpoint = InnerModelCheckpoint
+        self.batch_size = batch_size
+        self.store = ResidentData(data, lambda s: one_hot(s.y, n) if one_hot_labels else s.y)
+
+    def model_to_fit(self, model):
+        return self.store.wrap(model)
+
+    def inputs(self, split_name, training=False):
+        return self.store.inputs(split_name, self.batch_size, training)
+
+
+def choose_feeder(cfg, data, one_hot_labels, mixing):
+    from kerasclf.data.pipeline import have_tensorflow
+    from kerasclf.training.resident import table_bytes
+
+    setting = cfg.train.data_on_device
+    if setting not in (True, False, "auto"):
+        raise ConfigError(f"train.data_on_device must be true, false or auto, got {setting!r}.")
+    if setting is True and mixing is not None:
+        raise ConfigError(
+            "MixUp/CutMix run in the tf.data pipeline, not on the device-resident path: "
+            "set train.data_on_device=false (or auto), or turn augment.mixup/cutmix off."
+        )
+    if setting == "auto":
+        setting = (
+            mixing is None
+            and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
+            and table_bytes(data) <= RESIDENT_LIMIT_BYTES
+        )
+    if setting:
+        return ResidentFeeder(data, cfg.data.batch_size, one_hot_labels)
+    return HostFeeder(data, cfg.data.batch_size, one_hot_labels, cfg.seed, mixing, cfg.data.shuffle_buffer)

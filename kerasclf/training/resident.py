@@ -1,0 +1,84 @@
+"""The device-resident path: the whole uint8 data set lives on the accelerator.
+
+`fit` is fed only int32 *indices*; a `TakeRows` layer holding the images as a
+non-trainable uint8 variable gathers each batch inside the compiled step, and the model's
+own augmentation layers run right after. So no images cross from host to device after the
+first copy, and the same code runs on JAX, TensorFlow and PyTorch (no tf.data needed).
+
+Train, validation and test images share one table (concatenated) so Keras's validation
+and evaluation loops use the same index model; checkpoints save the inner model only.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasclf")
+class TakeRows(keras.layers.Layer):
+    """indices (batch,) -> rows of a fixed uint8 table held as a non-trainable variable."""
+
+    def __init__(self, table_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.table_shape = tuple(int(s) for s in table_shape)
+        self.table = self.add_weight(
+            shape=self.table_shape, dtype="uint8", initializer="zeros", trainable=False, name="table"
+        )
+
+    def call(self, indices):
+        return ops.take(self.table, ops.cast(indices, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.table_shape[1:])
+
+    def get_config(self):
+        return {**super().get_config(), "table_shape": list(self.table_shape)}
+
+
+class ResidentData:
+    """One table for all splits; `inputs(split)` gives fit/evaluate kwargs of indices + labels."""
+
+    def __init__(self, dataset, labels_fn):
+        splits = [(name, dataset.split(name)) for name in ("train", "val", "test")]
+        splits = [(name, s) for name, s in splits if s is not None and len(s)]
+        self.offsets, start = {}, 0
+        for name, split in splits:
+            self.offsets[name] = (start, len(split))
+            start += len(split)
+        self.table = np.concatenate([s.x for _, s in splits])
+        self.labels = {name: labels_fn(s) for name, s in splits}
+
+    def inputs(self, split, batch_size, training):
+        start, n = self.offsets[split]
+        index = np.arange(start, start + n, dtype=np.int32)
+        return {"x": index, "y": self.labels[split], "batch_size": batch_size, "shuffle": training}
+
+    def wrap(self, model):
+        """A training model: indices -> TakeRows -> `model` (shares `model`'s weights)."""
+        index = keras.Input(shape=(), dtype="int32", name="index")
+        take = TakeRows(self.table.shape, name="resident_images")
+        outputs = model(take(index))
+        take.table.assign(self.table)
+        return keras.Model(index, outputs, name=f"{model.name}_resident")
+
+
+def table_bytes(dataset):
+    return sum(s.x.nbytes for s in (dataset.train, dataset.val, dataset.test) if s is not None)
+
+
+def inner_model(model):
+    """The model `wrap` nested inside a resident training model (or `model` itself)."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[-1] if isinstance(model.get_layer(index=1), TakeRows) else model
+
+
+class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves the inner model: checkpoints hold no data table.
+
+    Variables are shared with the training model and synced (JAX) before epoch-end
+    callbacks run, so the inner model saves the current weights.
+    """
+
+    def set_model(self, model):
+        super().set_model(inner_model(model))
