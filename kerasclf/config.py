@@ -220,7 +220,31 @@ def _build(cls, raw, where):
 
 
 def from_dict(raw):
-    return _build(Config, raw, "")
+    cfg = _build(Config, raw, "")
+    _check_ranges(cfg)
+    return cfg
+
+
+def _check_ranges(cfg):
+    """Values of the right type but outside what they can mean (caught here, not deep in Keras)."""
+
+    def need(ok, key, value, expected):
+        if not ok:
+            raise ConfigError(f"{key} must be {expected}, got {value!r}.")
+
+    d, t = cfg.data, cfg.train
+    need(0 <= cfg.seed < 2**32, "seed", cfg.seed, "from 0 to 2**32 - 1")
+    need(d.batch_size >= 1, "data.batch_size", d.batch_size, ">= 1")
+    need(
+        d.image_size is None or (len(d.image_size) == 2 and min(d.image_size) >= 1),
+        "data.image_size", d.image_size, "[height, width] with both >= 1, or null",
+    )
+    need(d.limit_per_class is None or d.limit_per_class >= 1, "data.limit_per_class", d.limit_per_class, ">= 1 or null")
+    for key in ("val_fraction", "test_fraction"):
+        value = getattr(d, key)
+        need(0 <= value < 1, f"data.{key}", value, "in [0, 1)")
+    need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1 (use `kerasclf train --dry-run` to build without training)")
+    need(t.steps_per_execution >= 1, "train.steps_per_execution", t.steps_per_execution, ">= 1")
 
 
 def to_dict(cfg):

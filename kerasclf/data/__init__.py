@@ -62,7 +62,7 @@ def build_dataset(data_cfg, seed=0):
     train = splits["train"]
     test = splits.get("test")
     if test is None and data_cfg.test_fraction > 0:
-        train, test = stratified_split(train, data_cfg.test_fraction, seed)
+        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction")
     val = splits.get("val")
     if val is None and data_cfg.val_fraction > 0:
         train, val = stratified_split(train, data_cfg.val_fraction, seed)

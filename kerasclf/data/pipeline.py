@@ -20,13 +20,19 @@ def one_hot(y, num_classes):
 
 
 def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None):
-    """Keyword arguments for model.fit / evaluate / predict: {x, y, batch_size?, shuffle?}."""
+    """Keyword arguments for model.fit / evaluate / predict: {x, y?, batch_size?, shuffle?}.
+
+    `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
+    shuffles itself, so fit gets shuffle=False (Keras warns when a Dataset gets shuffle=True).
+    """
     y = one_hot(split.y, num_classes) if one_hot_labels else split.y
     if not have_tensorflow() or (not training and mixing is None):
         if mixing:
             raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
-        return {"x": split.x, "y": y, "batch_size": batch_size, "shuffle": training}
-    return {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
+        inputs = {"x": split.x, "y": y, "batch_size": batch_size}
+        return {**inputs, "shuffle": True} if training else inputs
+    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
+    return {**inputs, "shuffle": False} if training else inputs
 
 
 def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):

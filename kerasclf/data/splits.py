@@ -21,13 +21,31 @@ class Split:
         return Split(self.x[index], self.y[index], paths)
 
 
-def stratified_split(split, fraction, seed):
-    """(rest, carved): `fraction` of every class carved out, seeded and stratified (sklearn)."""
+def stratified_split(split, fraction, seed, what="data.val_fraction"):
+    """(rest, carved): `fraction` of every class carved out, seeded and stratified (sklearn).
+
+    Too few images to give every class a place on both sides falls back to a plain seeded
+    random split; too few for two non-empty parts is a DataError naming `what`.
+    """
+    import math
+
     from sklearn.model_selection import train_test_split
 
-    index = np.arange(len(split))
+    from kerasclf.errors import DataError
+
+    n = len(split)
+    n_carved = math.ceil(fraction * n)
+    if n_carved < 1 or n - n_carved < 1:
+        raise DataError(
+            f"{what}={fraction} cannot split {n} image(s) into two non-empty parts; "
+            f"add images or set {what}=0."
+        )
+    index = np.arange(n)
     counts = np.bincount(split.y)
-    stratify = split.y if counts[counts > 0].min() >= 2 else None  # sklearn needs 2 per class
+    n_classes = int((counts > 0).sum())
+    # sklearn stratifies only with 2+ images per class and a class's place on both sides
+    stratified = counts[counts > 0].min() >= 2 and min(n_carved, n - n_carved) >= n_classes
+    stratify = split.y if stratified else None
     rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
     return split.take(np.sort(rest)), split.take(np.sort(carved))
 
@@ -37,9 +55,22 @@ def select_classes(splits, class_names, wanted):
     from kerasclf.errors import ConfigError, did_you_mean
 
     if isinstance(wanted, str) and wanted.startswith("first:"):
-        keep = list(range(int(wanted.split(":", 1)[1])))
+        count = wanted.split(":", 1)[1].strip()
+        if not count.isdigit() or not 1 <= int(count) <= len(class_names):
+            raise ConfigError(
+                f"data.classes={wanted!r}: N in 'first:N' must be a whole number from 1 to "
+                f"{len(class_names)} (the data set's class count)."
+            )
+        keep = list(range(int(count)))
     else:
-        names = [wanted] if isinstance(wanted, str) else list(wanted)
+        if isinstance(wanted, str):
+            names = [n.strip() for n in wanted.split(",") if n.strip()]
+        else:
+            names = [str(n) for n in wanted]
+        if not names:
+            raise ConfigError("data.classes is empty; give class names or 'first:N', or leave it out for all classes.")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"data.classes names a class twice: {', '.join(names)}.")
         keep = []
         for name in names:
             if name not in class_names:

@@ -45,7 +45,10 @@ def _data_config(checkpoint, labels, data_spec, data_dir):
     from kerasclf.config import DataConfig, load_config
 
     run_config = Path(checkpoint).parent / "config.yaml"
-    cfg = load_config(run_config).data if run_config.is_file() else DataConfig(source=labels.source)
+    if run_config.is_file():
+        cfg = load_config(run_config).data
+    else:  # a checkpoint on its own: its data, restricted to the classes it was trained on
+        cfg = DataConfig(source=labels.source, classes=list(labels.class_names))
     if data_spec:
         cfg.source = data_spec
         cfg.classes = None  # other data: use all of its classes and check them against the model's

@@ -319,7 +319,7 @@ class RandomRotationXLA(_RandomAffine):
         angle = self._uniform(images, -limit, limit)
         cos, sin = ops.cos(angle), ops.sin(angle)
         # The image content turns counter-clockwise (as displayed, y down) by `angle`.
-        return self._matrix(cos, -sin, sin, cos), ops.zeros_like(ops.stack([angle, angle], axis=-1))
+        return self._matrix(cos, sin, -sin, cos), ops.zeros_like(ops.stack([angle, angle], axis=-1))
 
     def get_config(self):
         return {**super().get_config(), "degrees": self.degrees}
@@ -500,9 +500,10 @@ _REPLACEMENTS = {
 def _blocking_layers(model, prefix=""):
     """(path, layer) for each layer under `model` with supports_jit False, nested models too."""
     found = []
-    children = model._flatten_layers(include_self=False, recursive=False) if hasattr(
-        model, "_flatten_layers"
-    ) else getattr(model, "layers", [])
+    if hasattr(model, "_flatten_layers"):  # what keras's model_supports_jit walks
+        children = model._flatten_layers(include_self=False, recursive=False)
+    else:
+        children = getattr(model, "layers", [])
     for layer in children:
         path = f"{prefix}{layer.name}"
         if not getattr(layer, "supports_jit", True):

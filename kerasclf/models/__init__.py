@@ -11,7 +11,7 @@ from kerasclf.errors import ConfigError, did_you_mean
 from kerasclf.models.registry import MODELS, register_model  # noqa: F401
 
 # Modules whose import registers builders.
-_BUILTIN_MODULES = ("kerasclf.models.scratch", "kerasclf.models.backbones")
+_BUILTIN_MODULES = ("kerasclf.models.scratch", "kerasclf.models.backbones", "kerasclf.models.airbench")
 
 
 def load_builtin_models():
@@ -64,7 +64,7 @@ def build_model(cfg, info):
     )(inputs)
     for layer in build_augmentation(cfg.augment, (height, width)):
         x = layer(x)
-    target = _network_input_size(meta, (height, width))
+    target = _network_input_size(meta, (height, width), kwargs.get("image_size"))
     if target != (height, width):
         x = keras.layers.Resizing(*target, interpolation="bilinear", name="resize")(x)
     probs = entry.factory(x, info.num_classes, **kwargs)
@@ -76,11 +76,20 @@ def build_model(cfg, info):
         from kerasclf.models.weights import load_full_weights
 
         load_full_weights(model, cfg.model.weights)
+    from kerasclf.models.freeze import apply_trainable
+
+    apply_trainable(model, cfg.model.trainable)  # idempotent; callers may re-apply for the summary
     return model
 
 
-def _network_input_size(meta, size):
-    """Backbones with a fixed input (ViT) or a minimum side get their input resized in-model."""
+def _network_input_size(meta, size, override=None):
+    """Backbones with a fixed input (ViT) or a minimum side get their input resized in-model.
+
+    `override` is a builder's `image_size` argument (a side or [height, width]): the network
+    input it was configured for, replacing the registered `input_size`.
+    """
+    if override:
+        return (int(override), int(override)) if isinstance(override, (int, float)) else tuple(int(s) for s in override)
     if meta.get("input_size"):
         return tuple(meta["input_size"])
     min_size = meta.get("min_size")

@@ -52,7 +52,8 @@ class ResidentData:
     def inputs(self, split, batch_size, training):
         start, n = self.offsets[split]
         index = np.arange(start, start + n, dtype=np.int32)
-        return {"x": index, "y": self.labels[split], "batch_size": batch_size, "shuffle": training}
+        inputs = {"x": index, "y": self.labels[split], "batch_size": batch_size}
+        return {**inputs, "shuffle": True} if training else inputs  # evaluate() takes no shuffle
 
     def wrap(self, model):
         """A training model: indices -> TakeRows -> `model` (shares `model`'s weights)."""

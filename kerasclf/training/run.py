@@ -37,9 +37,11 @@ def prepare(cfg):
     from kerasclf.models.freeze import apply_trainable
 
     builder_kwargs(cfg.model)  # unknown model / model key: fail before loading (or downloading) data
+    _check_monitor(cfg)
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)
+    _init_from_data(cfg, model, data)
     trainable = apply_trainable(model, cfg.model.trainable)
     summary = {
         "dataset": cfg.data.source,
@@ -51,6 +53,33 @@ def prepare(cfg):
         **trainable,
     }
     return Prepared(cfg, data, model, summary)
+
+
+def _init_from_data(cfg, model, data):
+    """Models registered with needs_data (airbench's patch whitening) set layers from train images.
+
+    Skipped when weights come from a file: the saved, data-derived values are already loaded.
+    """
+    from kerasclf.models import load_builtin_models
+
+    if load_builtin_models().get(cfg.model.name).meta.get("needs_data") and cfg.model.weights in (None, "none"):
+        from kerasclf.models.airbench import init_from_data
+
+        init_from_data(model, data.train.x, seed=cfg.seed)
+
+
+def _check_monitor(cfg):
+    """train.monitor must be a value the run logs, or no epoch is ever 'best'."""
+    from kerasclf.errors import ConfigError, did_you_mean
+
+    logged = ["val_accuracy", "val_loss", "accuracy", "loss"]
+    if cfg.train.eval_test_each_epoch:
+        logged += ["test_accuracy", "test_loss"]
+    if cfg.train.monitor not in logged:
+        raise ConfigError(
+            f"train.monitor={cfg.train.monitor!r} is not logged by this run.{did_you_mean(cfg.train.monitor, logged)} "
+            f"Choose one of {', '.join(logged)} (test_* need train.eval_test_each_epoch=true)."
+        )
 
 
 def _uses_one_hot(cfg):

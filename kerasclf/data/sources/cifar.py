@@ -11,6 +11,7 @@ import numpy as np
 from kerasclf.data.cache import fetch
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
+from kerasclf.errors import DataError
 
 _URL = "https://www.cs.toronto.edu/~kriz/"
 ARCHIVES = {
@@ -52,7 +53,13 @@ def _loader(name):
 
     def load(cfg, cache_dir):
         path = fetch(_URL + filename, cache_dir, filename, md5=md5, what=f"{name} ({filename})")
-        train, test, names = read_cifar_archive(path, name)
+        try:
+            train, test, names = read_cifar_archive(path, name)
+        except (tarfile.TarError, EOFError, OSError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+            raise DataError(
+                f"{path} is not a readable {name} archive ({type(exc).__name__}: {exc}). It may be truncated "
+                f"or another file: delete it to download it again from {_URL + filename}."
+            ) from None
         return RawDataset({"train": train, "test": test}, names)
 
     return load

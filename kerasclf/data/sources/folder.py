@@ -49,6 +49,18 @@ def _scan(split_dir, class_names):
     return paths, np.asarray(labels, np.int32)
 
 
+def _first_readable_size(paths, split_dir):
+    for path in paths:
+        try:
+            return image_size_of(path)
+        except Exception:  # corrupt or not an image: decode_files skips it with a warning later
+            continue
+    raise DataError(
+        f"None of the {len(paths)} image files under {str(split_dir)!r} could be read "
+        f"(for example {paths[0]!r}); they are corrupt or not images."
+    )
+
+
 def load_folder(root, image_size=None):
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -67,8 +79,8 @@ def load_folder(root, image_size=None):
             f"{', ...' if len(class_names) > 5 else ''}) but no image files in them "
             f"(looked for {', '.join(IMAGE_EXTENSIONS)})."
         )
-    if image_size is None:
-        image_size = image_size_of(scanned["train"][0][0])  # the first image sets the size
+    if image_size is None:  # the first readable image sets the size
+        image_size = _first_readable_size(scanned["train"][0], layout["train"])
     splits = {}
     for split, (paths, labels) in scanned.items():
         if not paths:

@@ -1,0 +1,367 @@
+"""airbench94's techniques in Keras: a small fast CIFAR-10 net (Jordan 2024, arXiv 2404.00498).
+
+A re-implementation from the paper's description, not a port of its code. What transfers:
+- a 2x2 "patch-whitening" first conv (`PatchWhitening`): its kernel holds the eigenvectors
+  of the training images' 2x2-patch covariance, scaled by 1/sqrt(eigenvalue + eps), each
+  filter also negated (so the GELU after it passes both signs); the kernel stays frozen,
+  the bias trains;
+- three blocks conv-pool-BN-GELU, conv-BN-GELU of widths 64/256/256, convs without bias,
+  the first `in_channels` filters of each conv initialised as identity ("partial identity",
+  `PartialIdentity`);
+- BatchNorm with a low momentum (0.6: moving statistics follow the short run), no
+  learned scale, and its bias trained with a 64x larger step (`ScaledBias`: b = 8 * b_raw);
+- global max pooling, a bias-free dense layer, logits multiplied by 1/9 before the
+  float32 softmax;
+- optional test-time augmentation (`FlipTTA`): average the logits of the image and its
+  mirror (level 1), plus 1-pixel translations of both (level 2, airbench94's default).
+The training recipe (label smoothing 0.2, Nesterov SGD with a one-cycle schedule, batch
+1024, flip + 2-pixel translation) is configs/cifar10/fast.yaml.
+Not here: Lookahead / weight averaging, the alternating (derandomised) flip, training the
+whitening bias only for the first epochs, and the decoupled-hyperparameter bookkeeping.
+
+Data initialisation. The builder sees symbolic tensors only, so the whitening kernel is
+set after the model is built: the model is registered with `needs_data=True`, and the
+training run calls `init_from_data(model, train_x)` once after `build_model`, unless
+`model.weights` named a weights file (build_model loaded it, whitening kernel included).
+`init_from_data` is generic: it runs the model up to each layer
+that has an `init_from_data(features)` method (inference mode, so augmentation is off) on a
+seeded sample of the training images and hands that layer its input.
+"""
+
+import numpy as np
+
+import keras
+from keras import layers, ops
+
+from kerasclf.models.registry import register_model
+
+# ---------------------------------------------------------------------------------------
+# The whitening kernel (numpy)
+# ---------------------------------------------------------------------------------------
+
+
+def _patches(images, size):
+    """All size x size patches of NHWC images, flattened in (row, col, channel) order."""
+    x = np.asarray(images, dtype=np.float64)
+    _, height, width, _ = x.shape
+    views = [x[:, i : height - size + 1 + i, j : width - size + 1 + j] for i in range(size) for j in range(size)]
+    return np.concatenate(views, axis=-1).reshape(-1, size * size * x.shape[-1])
+
+
+def patch_statistics(images, patch_size=2, chunk=500):
+    """(mean, covariance) of all patch_size x patch_size patches of NHWC `images`, in float64."""
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be NHWC, got shape {images.shape}.")
+    dim = patch_size * patch_size * images.shape[-1]
+    total, outer, count = np.zeros(dim), np.zeros((dim, dim)), 0
+    for start in range(0, len(images), chunk):  # chunks keep the patch matrix small
+        p = _patches(images[start : start + chunk], patch_size)
+        total += p.sum(axis=0)
+        outer += p.T @ p
+        count += len(p)
+    if not count:
+        raise ValueError("no patches: give at least one image larger than the patch size.")
+    mean = total / count
+    return mean, outer / count - np.outer(mean, mean)
+
+
+def whitening_kernel(images, eps=5e-4, patch_size=2, return_bias=False):
+    """Conv kernel (patch_size, patch_size, C, 2 * patch_size**2 * C) whitening the patches.
+
+    `images`: NHWC array (uint8 0..255 or floats); the kernel applies to inputs in the same
+    units, and `eps` is in those units squared. Filter k < d (d = patch_size**2 * C) is the
+    k-th eigenvector of the patch covariance (largest eigenvalue first) over
+    sqrt(eigenvalue + eps), signed so its largest component is positive; filter d + k is
+    its negation. So on centred patches the first d
+    outputs have covariance diag(eigenvalue / (eigenvalue + eps)), about the identity.
+    With `return_bias`, also the bias (2d,) that centres the outputs.
+    """
+    mean, cov = patch_statistics(images, patch_size)
+    values, vectors = np.linalg.eigh(cov)  # ascending
+    values, vectors = values[::-1], vectors[:, ::-1]
+    # Canonical signs (eigh's are arbitrary): each vector's largest component is positive.
+    peaks = vectors[np.argmax(np.abs(vectors), axis=0), np.arange(vectors.shape[1])]
+    vectors = vectors * np.where(peaks < 0, -1.0, 1.0)
+    scaled = vectors / np.sqrt(np.clip(values, 0.0, None) + eps)  # column k: one filter
+    channels = np.asarray(images).shape[-1]
+    half = scaled.reshape(patch_size, patch_size, channels, -1)
+    kernel = np.concatenate([half, -half], axis=-1).astype(np.float32)
+    if not return_bias:
+        return kernel
+    bias = -(mean @ scaled)
+    return kernel, np.concatenate([bias, -bias]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Layers and initializer
+# ---------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="kerasclf")
+class PatchWhitening(layers.Layer):
+    """Valid patch_size x patch_size conv, 2 * patch_size**2 * C filters, kernel frozen.
+
+    The kernel is a non-trainable weight (no freeze policy or `trainable=True` makes it
+    train); until `init_from_data` sets it from data it holds the identity basis and its
+    negation (the whitening of already-white data). The bias is trainable.
+    `data_init=False` tells `init_from_data` (the module function) to leave the layer alone.
+    """
+
+    def __init__(self, patch_size=2, eps=5e-4, data_init=True, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = int(patch_size)
+        self.eps = float(eps)
+        self.data_init = bool(data_init)
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        dim = self.patch_size * self.patch_size * channels
+        identity = np.eye(dim, dtype=np.float32).reshape(self.patch_size, self.patch_size, channels, dim)
+        start = np.concatenate([identity, -identity], axis=-1)
+        self.kernel = self.add_weight(
+            shape=start.shape, initializer=keras.initializers.Constant(start), trainable=False, name="kernel"
+        )
+        self.bias = self.add_weight(shape=(2 * dim,), initializer="zeros", trainable=True, name="bias")
+
+    def call(self, x):
+        return ops.conv(x, self.kernel, strides=1, padding="valid") + self.bias
+
+    def init_from_data(self, features):
+        """Set kernel and bias from `features`: this layer's input on training images."""
+        kernel, bias = whitening_kernel(features, self.eps, self.patch_size, return_bias=True)
+        self.kernel.assign(kernel)
+        self.bias.assign(bias)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        size = lambda s: None if s is None else s - self.patch_size + 1  # noqa: E731
+        return (n, size(h), size(w), 2 * self.patch_size * self.patch_size * c)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "eps": self.eps, "data_init": self.data_init}
+
+
+@keras.saving.register_keras_serializable(package="kerasclf")
+class ScaledBias(layers.Layer):
+    """x + multiplier * b, b per channel: SGD on b moves the bias multiplier**2 times faster.
+
+    Keras optimizers have one learning rate; this reparametrisation gives BatchNorm biases
+    airbench's larger step (multiplier 8 -> 64x) while weight decay still shrinks the
+    effective bias at the same relative rate as the other weights.
+    """
+
+    def __init__(self, multiplier=8.0, **kwargs):
+        super().__init__(**kwargs)
+        self.multiplier = float(multiplier)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(int(input_shape[-1]),), initializer="zeros", name="bias")
+
+    def call(self, x):
+        return x + ops.cast(self.multiplier, x.dtype) * ops.cast(self.bias, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "multiplier": self.multiplier}
+
+
+@keras.saving.register_keras_serializable(package="kerasclf")
+class PartialIdentity(keras.initializers.Initializer):
+    """Conv kernel (kh, kw, in, out): filters i < min(in, out) are identity (a centre delta
+    on input channel i), the others uniform with limit 1/sqrt(fan_in) (PyTorch's default)."""
+
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, cin, cout = (int(s) for s in shape)
+        base = keras.initializers.VarianceScaling(1.0 / 3.0, "fan_in", "uniform", seed=self.seed)(shape, dtype)
+        n = min(cin, cout)
+        delta = np.zeros(shape, np.float32)
+        delta[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1.0
+        is_identity = np.arange(cout) < n
+        return ops.where(is_identity, ops.convert_to_tensor(delta, dtype=dtype), base)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="kerasclf")
+class FlipTTA(layers.Wrapper):
+    """Test-time augmentation around a network that maps images to logits.
+
+    Training: the network alone. Inference (training False or None): level 1 averages the
+    logits of the images and their mirror images; level 2 gives those weight 1/2 and the
+    mirrored pairs of the images translated by one pixel (reflect padding) up-left and
+    down-right 1/4 each. Costs 2 (level 1) or 6 (level 2) forward passes per prediction.
+    """
+
+    def __init__(self, layer, level=1, **kwargs):
+        super().__init__(layer, **kwargs)
+        if level not in (1, 2):
+            raise ValueError(f"level must be 1 or 2, got {level!r}.")
+        self.level = int(level)
+
+    def call(self, x, training=None):
+        if training:
+            return self.layer(x, training=True)
+
+        def mirrored(images):
+            return 0.5 * (self.layer(images, training=False) + self.layer(ops.flip(images, axis=2), training=False))
+
+        logits = mirrored(x)
+        if self.level == 1:
+            return logits
+        height, width = int(x.shape[1]), int(x.shape[2])
+        padded = ops.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+        shifted_in = padded[:, :height, :width]  # content moved one pixel down and right
+        shifted_out = padded[:, 2 : height + 2, 2 : width + 2]  # one pixel up and left
+        return 0.5 * logits + 0.25 * (mirrored(shifted_in) + mirrored(shifted_out))
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "level": self.level}
+
+
+# ---------------------------------------------------------------------------------------
+# The network
+# ---------------------------------------------------------------------------------------
+
+
+def _bn_gelu(x, name, momentum, bias_scale):
+    x = layers.BatchNormalization(
+        momentum=momentum, epsilon=1e-5, scale=False, center=bias_scale == 1, name=f"{name}_bn"
+    )(x)
+    if bias_scale != 1:
+        x = ScaledBias(bias_scale, name=f"{name}_bias")(x)
+    return layers.Activation("gelu", name=f"{name}_gelu")(x)
+
+
+def _block(x, filters, name, momentum, bias_scale):
+    """conv -> 2x2 max-pool -> BN -> GELU -> conv -> BN -> GELU."""
+    conv = dict(kernel_size=3, padding="same", use_bias=False, kernel_initializer=PartialIdentity())
+    x = layers.Conv2D(filters, name=f"{name}_conv1", **conv)(x)
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = _bn_gelu(x, f"{name}_1", momentum, bias_scale)
+    x = layers.Conv2D(filters, name=f"{name}_conv2", **conv)(x)
+    return _bn_gelu(x, f"{name}_2", momentum, bias_scale)
+
+
+def _logits(x, num_classes, widths, whitening, bn_momentum, bias_scale, logit_scale, head_dropout):
+    x = whitening(x)
+    x = layers.Activation("gelu", name="whiten_gelu")(x)
+    for i, width in enumerate(widths, start=1):
+        x = _block(x, int(width), f"block{i}", bn_momentum, bias_scale)
+    x = layers.GlobalMaxPooling2D(name="global_pool")(x)
+    if head_dropout:
+        x = layers.Dropout(head_dropout, name="head_dropout")(x)
+    x = layers.Dense(num_classes, use_bias=False, name="head_dense")(x)
+    return layers.Rescaling(logit_scale, name="logit_scale")(x)
+
+
+@register_model(
+    "airbench",
+    description="airbench94-style fast CIFAR-10 net: frozen 2x2 patch-whitening conv, "
+    "conv-pool-BN-GELU blocks 64/256/256, logits x 1/9 (ref 94% in ~10 epochs on a GPU)",
+    preprocessing="standardize",
+    needs_data=True,
+)
+def airbench(
+    x,
+    num_classes,
+    widths=(64, 256, 256),
+    whiten_eps=5e-4,
+    whiten_from="train",
+    bn_momentum=0.6,
+    bias_scale=8.0,
+    logit_scale=1.0 / 9.0,
+    tta=0,
+    head_dropout=0.0,
+    weights=None,
+):
+    """The airbench94 network on `x` (standardised images).
+
+    whiten_from: where the whitening kernel comes from. "train": the training run calls
+      `init_from_data` after building (registry meta needs_data); "none": keep the
+      data-free identity basis (an ablation); an array of images (or a callable returning
+      one) in the units of `x`, i.e. after preprocessing: set now (notebooks, tests).
+    bias_scale: BatchNorm bias reparametrisation (`ScaledBias`); 1 keeps Keras's own beta.
+    tta: 0 off, 1 mirror, 2 mirror + 1-pixel translations (`FlipTTA`), at inference only.
+    """
+    if isinstance(whiten_from, str) and whiten_from.lower() not in ("train", "none"):
+        raise ValueError(f"whiten_from must be 'train', 'none' or an image array, got {whiten_from!r}.")
+    from_array = not isinstance(whiten_from, str) and whiten_from is not None
+    whitening = PatchWhitening(
+        2, whiten_eps, data_init=isinstance(whiten_from, str) and whiten_from.lower() == "train", name="whiten"
+    )
+    args = (num_classes, widths, whitening, bn_momentum, bias_scale, logit_scale, head_dropout)
+    if tta:
+        inner_in = keras.Input(shape=tuple(x.shape[1:]), name="airbench_input")
+        net = keras.Model(inner_in, _logits(inner_in, *args), name="airbench_net")
+        logits = FlipTTA(net, level=int(tta), name="tta")(x)
+    else:
+        logits = _logits(x, *args)
+    if from_array:
+        images = whiten_from() if callable(whiten_from) else whiten_from
+        whitening.init_from_data(np.asarray(images))
+    return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+
+
+# ---------------------------------------------------------------------------------------
+# The data-init hook
+# ---------------------------------------------------------------------------------------
+
+
+def init_from_data(model, train_x, max_images=5000, seed=0, batch_size=500):
+    """Initialise every layer of `model` that has an `init_from_data(features)` method.
+
+    `train_x`: the training images as the model takes them (uint8 NHWC). A seeded sample
+    of at most `max_images` is run through the model up to each such layer (inference
+    mode: augmentation off, BatchNorm on its moving statistics), recursively into nested
+    models and wrappers (FlipTTA). Layers with `data_init = False` are skipped.
+    Returns the names of the layers it initialised.
+    """
+    train_x = np.asarray(train_x)
+    if len(train_x) > max_images:
+        index = np.sort(np.random.default_rng(seed).choice(len(train_x), max_images, replace=False))
+        train_x = train_x[index]
+    return _init_layers(model, train_x, batch_size)
+
+
+def _init_layers(model, x, batch_size):
+    done = []
+    for layer in model.layers:
+        if isinstance(layer, layers.InputLayer):
+            continue
+        inner = layer.layer if isinstance(layer, layers.Wrapper) else layer
+        wants = _wants_data(layer)
+        nested = isinstance(inner, keras.Model) and any(_wants_data(sub) for sub in _all_layers(inner))
+        if not (wants or nested):
+            continue
+        features = keras.Model(model.inputs, layer.input).predict(x, batch_size=batch_size, verbose=0)
+        if wants:
+            layer.init_from_data(features)
+            done.append(layer.name)
+        else:
+            done += [f"{layer.name}/{name}" for name in _init_layers(inner, features, batch_size)]
+    return done
+
+
+def _wants_data(layer):
+    return callable(getattr(layer, "init_from_data", None)) and getattr(layer, "data_init", True)
+
+
+def _all_layers(model):
+    """Every layer under `model`, through nested models and wrappers."""
+    out = []
+    for layer in model.layers:
+        out.append(layer)
+        inner = layer.layer if isinstance(layer, layers.Wrapper) else layer
+        if isinstance(inner, keras.Model):
+            out += [inner] + _all_layers(inner)
+    return out
