@@ -86,6 +86,9 @@ class TrainConfig:
     monitor: str = "val_accuracy"
     early_stop_patience: Optional[int] = None
     eval_test_each_epoch: bool = False
+    finetune_epochs: int = 0  # > 0: a second phase with model.trainable -> finetune_trainable
+    finetune_trainable: str = "full"
+    finetune_lr_factor: float = 0.1
     evaluate_after: bool = True  # write eval/test (or eval/val) reports when training ends
     jit_compile: Union[bool, str] = "auto"
     steps_per_execution: int = 1
@@ -245,6 +248,8 @@ def _check_ranges(cfg):
         need(0 <= value < 1, f"data.{key}", value, "in [0, 1)")
     need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1 (use `kerasclf train --dry-run` to build without training)")
     need(t.steps_per_execution >= 1, "train.steps_per_execution", t.steps_per_execution, ">= 1")
+    need(t.finetune_epochs >= 0, "train.finetune_epochs", t.finetune_epochs, ">= 0")
+    need(t.finetune_lr_factor > 0, "train.finetune_lr_factor", t.finetune_lr_factor, "> 0")
 
 
 def to_dict(cfg):

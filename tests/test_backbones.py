@@ -95,7 +95,7 @@ def test_structure_and_parameter_count(name):
     assert model.get_layer("head_dense").kernel.shape == (features, NUM_CLASSES)
     assert model.count_params() == backbone_params + features * NUM_CLASSES + NUM_CLASSES
     assert "resize" not in [layer.name for layer in model.layers]  # 32x32 needs no resize here
-    probs = keras.ops.convert_to_numpy(model(images()))
+    probs = model.predict(images(), verbose=0)
     assert probs.shape == (2, NUM_CLASSES)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
 
@@ -133,7 +133,8 @@ def test_resnet18_matches_keras_hub_architecture():
 
 def test_vit_b16_default_size_matches_preset():
     backbone = backbones.vit_functional({"image_shape": (224, 224, 3), **backbones.VIT_B16_ARCH})
-    assert backbone.count_params() == keras_hub.models.ViTBackbone.presets["vit_base_patch16_224_imagenet"]["metadata"]["params"]
+    preset = keras_hub.models.ViTBackbone.presets["vit_base_patch16_224_imagenet"]
+    assert backbone.count_params() == preset["metadata"]["params"]
 
 
 @pytest.mark.backend_agnostic
@@ -164,7 +165,11 @@ def offline_get_file(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "name,fname", [("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"), ("resnet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")]
+    "name,fname",
+    [
+        ("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+        ("resnet50", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    ],
 )
 def test_applications_imagenet_offline_says_what_to_do(monkeypatch, tmp_path, name, fname):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -259,6 +264,18 @@ def test_local_backbone_weights_file(tmp_path, name):
     donor.save_weights(path)
     model = build(name, weights=str(path))
     assert_same_weights(model.get_layer("backbone"), donor)
+
+
+def test_applications_legacy_notop_h5_file(tmp_path):
+    """The file keras.applications downloads is a legacy (Keras 2) HDF5 weights file."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    donor = keras.applications.VGG16(include_top=False, weights=None)
+    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, donor)
+    assert_same_weights(build("vgg16", weights=str(path)).get_layer("backbone"), donor)
 
 
 def test_resnet18_keras_hub_weights_file(tmp_path):

@@ -57,7 +57,11 @@ CASES = [
     ),
     ("vit_b16", "head", ["head_dense"]),
     ("vit_b16", "last:2", ["transformer_block_2", "encoder_norm", "head_dense"]),
-    ("vit_b16", "from:transformer_block_1", ["transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"]),
+    (
+        "vit_b16",
+        "from:transformer_block_1",
+        ["transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"],
+    ),
     ("vit_b16", "full", ["embedding", "transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"]),
 ]
 SLOW_CASES = [

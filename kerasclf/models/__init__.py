@@ -53,6 +53,9 @@ def build_model(cfg, info):
 
     entry, kwargs = builder_kwargs(cfg.model)
     meta = entry.meta
+    from_checkpoint = _is_checkpoint(cfg.model.weights)
+    if from_checkpoint and "weights" in kwargs:
+        kwargs["weights"] = None  # the checkpoint's weights replace any pretrained ones
     height, width = info.image_size
     inputs = keras.Input(shape=(height, width, info.channels), dtype="uint8", name="image")
     mode = meta.get("preprocessing", "unit")
@@ -62,17 +65,17 @@ def build_model(cfg, info):
         std=info.std if mode == "standardize" else None,
         name="preprocess",
     )(inputs)
-    for layer in build_augmentation(cfg.augment, (height, width)):
+    for layer in build_augmentation(cfg.augment, (height, width), seed=cfg.seed):
         x = layer(x)
     target = _network_input_size(meta, (height, width), kwargs.get("image_size"))
     if target != (height, width):
         x = keras.layers.Resizing(*target, interpolation="bilinear", name="resize")(x)
-    probs = entry.factory(x, info.num_classes, **kwargs)
+    probs = _call_builder(entry, x, info.num_classes, kwargs)
     outputs = LabelInfo(
         class_names=info.class_names, source=info.source, image_size=[height, width], name="labels"
     )(probs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
-    if cfg.model.weights not in (None, "none", "imagenet") and not meta.get("pretrained"):
+    if from_checkpoint or (cfg.model.weights not in (None, "none", "imagenet") and not meta.get("pretrained")):
         from kerasclf.models.weights import load_full_weights
 
         load_full_weights(model, cfg.model.weights)
@@ -82,6 +85,27 @@ def build_model(cfg, info):
     return model
 
 
+def _is_checkpoint(weights):
+    """A .keras file as model.weights: transfer from one of your own runs (see weights.py)."""
+    return isinstance(weights, str) and weights.endswith(".keras")
+
+
+def _call_builder(entry, x, num_classes, kwargs):
+    """Run the builder; a TypeError/ValueError there comes from a model key of the wrong kind."""
+    try:
+        return entry.factory(x, num_classes, **kwargs)
+    except (TypeError, ValueError) as exc:
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(entry.factory).parameters.items()
+            if p.default is not inspect.Parameter.empty and name in kwargs
+        }
+        raise ConfigError(
+            f"Model '{entry.name}' could not be built from the model keys {kwargs} "
+            f"({type(exc).__name__}: {exc}). Check their types against the defaults {defaults}."
+        ) from None
+
+
 def _network_input_size(meta, size, override=None):
     """Backbones with a fixed input (ViT) or a minimum side get their input resized in-model.
 
@@ -89,7 +113,9 @@ def _network_input_size(meta, size, override=None):
     input it was configured for, replacing the registered `input_size`.
     """
     if override:
-        return (int(override), int(override)) if isinstance(override, (int, float)) else tuple(int(s) for s in override)
+        if isinstance(override, (int, float)):
+            return (int(override), int(override))
+        return tuple(int(s) for s in override)
     if meta.get("input_size"):
         return tuple(meta["input_size"])
     min_size = meta.get("min_size")

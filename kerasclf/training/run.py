@@ -94,13 +94,14 @@ def _mixing_fn(cfg, num_classes):
     return batch_mixer(cfg.augment.mixup, cfg.augment.cutmix, seed=cfg.seed)
 
 
-def compile_model(model, cfg, steps_per_epoch):
+def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
+    """Compile with the configured loss; `optim`/`epochs` override for a fine-tuning phase."""
     import keras
 
     from kerasclf.layers.augment import warn_if_not_jit
     from kerasclf.training.optimizers import build_optimizer
 
-    optimizer = build_optimizer(cfg.optim, steps_per_epoch, cfg.train.epochs)
+    optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
     if _uses_one_hot(cfg):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.loss.label_smoothing)
     else:
@@ -115,20 +116,28 @@ def compile_model(model, cfg, steps_per_epoch):
     warn_if_not_jit(model)
 
 
-def _callbacks(cfg, run_dir, has_val, test_inputs, checkpoint_cls):
+def _monitor(cfg, has_val):
+    monitor = cfg.train.monitor if has_val or not cfg.train.monitor.startswith("val_") else cfg.train.monitor[4:]
+    return monitor, ("min" if "loss" in monitor else "max")
+
+
+def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=None):
+    """The run's callbacks; a second (fine-tuning) phase appends to the CSV and only replaces
+    best.keras when it beats `best_so_far`."""
     import keras
 
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
 
-    monitor = cfg.train.monitor if has_val or not cfg.train.monitor.startswith("val_") else cfg.train.monitor[4:]
-    mode = "min" if "loss" in monitor else "max"
     callbacks = [LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
     callbacks += [
-        checkpoint_cls(str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True),
+        checkpoint_cls(
+            str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
         checkpoint_cls(str(run_dir / "last.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
     ]
     if _tensorboard_available():
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
@@ -136,7 +145,7 @@ def _callbacks(cfg, run_dir, has_val, test_inputs, checkpoint_cls):
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
         )
-    return callbacks, monitor
+    return callbacks
 
 
 def _tensorboard_available():
@@ -146,8 +155,24 @@ def _tensorboard_available():
     return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
 
 
+def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
+    """model.fit; Ctrl-C stops it but keeps what the finished epochs wrote."""
+    try:
+        return fit_model.fit(
+            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs
+        ).history, False
+    except KeyboardInterrupt:
+        warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
+        return (fit_model.history.history if fit_model.history else {}), True
+
+
 def train(cfg, verbose=None):
-    """Train per `cfg`; returns (run_dir, metrics)."""
+    """Train per `cfg`; returns (run_dir, metrics).
+
+    With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
+    train.finetune_trainable and trained on with the learning rate times
+    train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
+    """
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.rundir import make_run_dir
 
@@ -158,10 +183,12 @@ def train(cfg, verbose=None):
     dump_config(cfg, run_dir / "config.yaml")
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
+    steps = math.ceil(len(data.train) / cfg.data.batch_size)
+    verbose = cfg.train.verbose if verbose is None else verbose
     fit_model = feeder.model_to_fit(model)
-    compile_model(fit_model, cfg, math.ceil(len(data.train) / cfg.data.batch_size))
+    compile_model(fit_model, cfg, steps)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
-    callbacks, monitor = _callbacks(cfg, run_dir, has_val, test_inputs, feeder.checkpoint)
+    monitor, mode = _monitor(cfg, has_val)
     fit_kwargs = feeder.inputs("train", training=True)
     if has_val:
         val = feeder.inputs("val")
@@ -169,19 +196,23 @@ def train(cfg, verbose=None):
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     started = time.perf_counter()
-    interrupted = False
-    try:
-        history = fit_model.fit(
-            epochs=cfg.train.epochs, callbacks=callbacks,
-            verbose=cfg.train.verbose if verbose is None else verbose, **fit_kwargs,
-        )
-        epochs_log = history.history
-    except KeyboardInterrupt:  # keep what the finished epochs wrote
-        interrupted = True
-        epochs_log = fit_model.history.history if fit_model.history else {}
-        warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
+    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
+    log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
+    if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
+        from dataclasses import replace
+
+        from kerasclf.models.freeze import apply_trainable
+
+        prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
+        optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
+        compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
+        best = (min if mode == "min" else max)(log[monitor])
+        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
+        total = cfg.train.epochs + cfg.train.finetune_epochs
+        log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
+        log = {k: list(v) + list(log2.get(k, [])) for k, v in log.items()}
     wall = time.perf_counter() - started
-    metrics = _run_metrics(prepared.summary, epochs_log, monitor, wall, interrupted)
+    metrics = _run_metrics(prepared.summary, log, monitor, wall, interrupted)
     metrics["data_on_device"] = feeder.resident
     if has_test and (run_dir / "best.keras").exists():
         metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
