@@ -87,9 +87,24 @@ def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batc
         history_csv=history if history.is_file() else None,
         title=f"{model.name} on {dataset.info.source}", split=split,
         extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
+        run=_run_facts(model, run_dir),
     )
     _log_confusion_to_tensorboard(run_dir, split, result)
     return result
+
+
+def _run_facts(model, run_dir):
+    """Parameter counts and frozen layers of the checkpoint, plus the run's own metrics when beside it."""
+    import json
+
+    from kerasclf.models.freeze import describe_trainable
+
+    facts = {"model": model.name, **describe_trainable(model)}
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        run = json.loads(metrics.read_text())
+        facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds") if k in run})
+    return facts
 
 
 def _run_seed(checkpoint):

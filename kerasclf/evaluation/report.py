@@ -18,13 +18,15 @@ from kerasclf.evaluation.metrics import (
 
 
 def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=None,
-                 title="", split="test", extra=None):
+                 title="", split="test", extra=None, run=None):
     """Write tables, figures, metrics.json and report.md for one split into `out_dir`.
 
     y_true: integer labels (N,); y_prob: class scores (N, C) (a single sigmoid column is
     accepted for 2 classes); images: optional uint8 NHWC array for the sample galleries;
     history_csv: optional Keras CSVLogger file for training curves; extra: JSON-able values
-    merged into metrics.json (computed metrics win on a name clash).
+    merged into metrics.json (computed metrics win on a name clash); run: optional facts about
+    the model and its training run (parameter counts, frozen layers, best epoch...) shown in
+    report.md's "Run" section.
     Returns the metrics dict plus "report_path".
     """
     out = Path(out_dir)
@@ -45,7 +47,7 @@ def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=
     metrics = _metrics(summary, roc, split, title, extra)
     _write_json(out / "metrics.json", metrics)
     report_path = out / "report.md"
-    report_path.write_text(_markdown(summary, metrics, pngs, out, title, split))
+    report_path.write_text(_markdown(summary, metrics, pngs, out, title, split, run))
     return {**metrics, "report_path": str(report_path)}
 
 
@@ -137,7 +139,37 @@ def _metrics(summary, roc, split, title, extra):
     return {**(extra or {}), **computed}
 
 
-def _markdown(summary, metrics, pngs, out, title, split):
+# (key, label) of the run facts report.md shows, in order; missing keys are left out.
+RUN_FIELDS = (
+    ("model", "model"),
+    ("dataset", "trained on"),
+    ("trainable", "trainable policy"),
+    ("params_total", "parameters"),
+    ("params_trainable", "trainable parameters"),
+    ("weight_layers", "weight layers"),
+    ("trainable_weight_layers", "trainable weight layers"),
+    ("epochs_run", "epochs run"),
+    ("best_epoch", "best epoch"),
+    ("best_val_accuracy", "best validation accuracy"),
+    ("wall_seconds", "training wall time (s)"),
+)
+
+
+def _run_section(run):
+    lines = ["## Run", ""]
+    for key, label in RUN_FIELDS:
+        if run.get(key) is not None:
+            value = run[key]
+            value = f"{value:,}" if isinstance(value, int) else (f"{value:.4f}" if isinstance(value, float) else value)
+            lines.append(f"- {label}: {value}")
+    frozen = run.get("frozen_layers") or []
+    if frozen:
+        shown = ", ".join(frozen[:20]) + (f", ... ({len(frozen)} in all)" if len(frozen) > 20 else "")
+        lines.append(f"- frozen layers: {shown}")
+    return lines + [""]
+
+
+def _markdown(summary, metrics, pngs, out, title, split, run=None):
     by_name = {row["class"]: row["text"] for row in summary["per_class"]}
     auc = metrics["macro_auc"]
     lines = [
@@ -154,7 +186,8 @@ def _markdown(summary, metrics, pngs, out, title, split):
             f"- best class: **{summary['best_class']}** {by_name[summary['best_class']]}",
             f"- worst class: **{summary['worst_class']}** {by_name[summary['worst_class']]}",
         ]
-    lines += ["", "## Per-class accuracy", "", *per_class_table(summary["per_class"]), "",
+    lines += [""] + (_run_section(run) if run else [])
+    lines += ["## Per-class accuracy", "", *per_class_table(summary["per_class"]), "",
               "## Classification report", "", "```", summary["report_text"].rstrip(), "```", "",
               "## Figures", ""]
     for caption, path in pngs:

@@ -3,8 +3,9 @@
 Two kinds of file:
 - `.weights.h5` (model.save_weights): the same architecture, loaded exactly;
 - `.keras` (a kerasclf checkpoint, e.g. another run's best.keras): transfer learning from
-  your own pretraining. Weights are copied layer by layer where name and shapes match, so a
-  head sized for other classes is left freshly initialised.
+  your own pretraining. Weights are copied layer by layer where name and shapes match. The
+  classification head (layers named head_*) is copied only when both models have the same
+  class names: a head trained for other classes is no start for these.
 """
 
 from pathlib import Path
@@ -46,12 +47,16 @@ def transfer_from_checkpoint(model, path):
     """Copy weights from a .keras checkpoint by layer name where every shape matches."""
     from kerasclf.evaluation.evaluate import load_checkpoint
 
-    source, _ = load_checkpoint(path)
+    source, source_labels = load_checkpoint(path)
     source_layers = {layer.name: layer for layer in _leaf_layers(source)}
+    same_classes = list(source_labels.class_names) == list(model.get_layer("labels").class_names)
     copied, skipped = [], []
     for layer in _leaf_layers(model):
         other = source_layers.get(layer.name)
         if other is None or not layer.weights:
+            continue
+        if layer.name.startswith("head_") and not same_classes:
+            skipped.append(layer.name)
             continue
         mine, theirs = layer.get_weights(), other.get_weights()
         if len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
