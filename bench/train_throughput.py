@@ -50,7 +50,7 @@ def bench_model(key, batch_size, warmup_steps, steps, seed=0):
     y = rng.integers(0, 10, n).astype(np.int32)
     model = build_model(cfg, info)
     if load_builtin_models().get(cfg.model.name).meta.get("needs_data"):
-        from kerasclf.models.airbench import init_from_data
+        from kerasclf.models.data_init import init_from_data
 
         init_from_data(model, x, seed=seed)
     compile_model(model, cfg, steps_per_epoch=steps)

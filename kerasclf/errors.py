@@ -36,3 +36,9 @@ def did_you_mean(name, candidates):
     """' Did you mean "x"?' or '' -- for appending to an error message."""
     match = closest(name, candidates)
     return f' Did you mean "{match}"?' if match else ""
+
+
+def first_line(exc):
+    """'ValueError: <first line of its message>' -- an exception inside a one-paragraph error."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -1,4 +1,5 @@
-"""Behavioural tests for kerasclf.models.airbench (the airbench94-style network).
+"""Behavioural tests for kerasclf.models.airbench (the airbench94-style network), .whitening
+and .data_init.
 
 Tests marked backend_agnostic use only keras / numpy and also run under KERAS_BACKEND=jax:
     KERAS_BACKEND=jax python -m pytest tests/test_airbench.py -m backend_agnostic -q
@@ -12,14 +13,9 @@ from keras import ops
 from kerasclf.config import from_dict
 from kerasclf.data.info import DatasetInfo
 from kerasclf.models import build_model, load_builtin_models
-from kerasclf.models.airbench import (
-    FlipTTA,
-    PartialIdentity,
-    PatchWhitening,
-    init_from_data,
-    patch_statistics,
-    whitening_kernel,
-)
+from kerasclf.models.airbench import FlipTTA, PartialIdentity
+from kerasclf.models.data_init import init_from_data
+from kerasclf.models.whitening import PatchWhitening, patch_statistics, whitening_kernel
 
 SMALL = [8, 16, 16]  # block widths that keep a CPU fit step to a second or two
 MEAN, STD = [125.0, 122.0, 113.0], [62.0, 61.0, 66.0]

@@ -1,4 +1,4 @@
-"""Behavioural tests for kerasclf.layers.augment (XLA-safe augmentation) and .mixing.
+"""Behavioural tests for kerasclf.layers.augment (XLA-safe augmentation), .sampling, .jit and .mixing.
 
 Tests marked backend_agnostic use only keras and also run under KERAS_BACKEND=jax:
     KERAS_BACKEND=jax python -m pytest tests/test_augment.py -m backend_agnostic -q
@@ -15,6 +15,8 @@ from kerasclf.config import AugmentConfig, Config
 from kerasclf.errors import ConfigError
 from kerasclf.layers import augment as aug
 from kerasclf.layers import mixing
+from kerasclf.layers.jit import jit_blockers, warn_if_not_jit
+from kerasclf.layers.sampling import affine_resample
 
 BACKEND = keras.backend.backend()
 
@@ -136,11 +138,11 @@ def test_affine_resample_rot90_and_integer_shift():
     for angle, k in ((np.pi / 2, 1), (-np.pi / 2, 3)):
         c, s = np.cos(angle), np.sin(angle)
         matrix = np.tile(np.array([[c, s], [-s, c]], "float32"), (2, 1, 1))
-        out = np_(aug.affine_resample(x, matrix, np.zeros((2, 2), "float32")))
+        out = np_(affine_resample(x, matrix, np.zeros((2, 2), "float32")))
         # counter-clockwise as displayed: np.rot90 on the (H, W) axes
         np.testing.assert_allclose(out, np.rot90(x, k=k, axes=(1, 2)), atol=1e-4)
     eye = np.tile(np.eye(2, dtype="float32"), (2, 1, 1))
-    shifted = np_(aug.affine_resample(x, eye, np.array([[-1.0, 0.0], [0.0, 2.0]], "float32")))
+    shifted = np_(affine_resample(x, eye, np.array([[-1.0, 0.0], [0.0, 2.0]], "float32")))
     np.testing.assert_array_equal(shifted[0, 1:], x[0, :-1])  # down by one row
     np.testing.assert_array_equal(shifted[0, 0], 0.0)  # zero fill
     np.testing.assert_array_equal(shifted[1, :, :-2], x[1, :, 2:])  # left by two columns
@@ -325,19 +327,19 @@ def test_jit_blockers_and_warning_name_keras_layers():
     x = keras.layers.RandomCrop(16, 16, name="keras_crop")(inner(x))
     outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
     model = keras.Model(inputs, outputs, name="blocked")
-    assert aug.jit_blockers(model) == ["inner/keras_rotation", "keras_crop"]
+    assert jit_blockers(model) == ["inner/keras_rotation", "keras_crop"]
     with pytest.warns(UserWarning) as record:
-        names = aug.warn_if_not_jit(model)
+        names = warn_if_not_jit(model)
     assert names == ["inner/keras_rotation", "keras_crop"]
     message = str(record[0].message)
     for part in ("inner/keras_rotation", "keras_crop", "XLA", "whole model", "augment.rotation", "augment.crop_padding"):
         assert part in message
 
     clean = small_model(all_layers())
-    assert aug.jit_blockers(clean) == []
+    assert jit_blockers(clean) == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert aug.warn_if_not_jit(clean) == []
+        assert warn_if_not_jit(clean) == []
 
 
 # ----------------------------------------------------------------------------- config
@@ -380,7 +382,7 @@ def test_build_model_inserts_layers_after_preprocess():
     model = build_model(cfg, info)
     names = [layer.name for layer in model.layers]
     assert names[1:5] == ["preprocess", "aug_flip", "aug_crop", "aug_cutout"]
-    assert aug.jit_blockers(model) == []
+    assert jit_blockers(model) == []
 
 
 # ----------------------------------------------------------------------------- mixing

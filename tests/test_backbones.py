@@ -1,4 +1,5 @@
-"""Pretrained backbones (kerasclf.models.backbones): architecture, weights sources, offline errors.
+"""Pretrained backbones (kerasclf.models.applications, .hub, .vit): architecture, weights sources,
+offline errors.
 
 Everything runs offline: `weights: none` builds from constructor arguments; "imagenet" is
 exercised with the download functions monkeypatched (to fail like an offline download, or
@@ -17,7 +18,8 @@ from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import ModelError
 from kerasclf.models import MODELS, _network_input_size, build_model, builder_kwargs, load_builtin_models
-from kerasclf.models import backbones
+from kerasclf.models.hub import RESNET18_ARCH
+from kerasclf.models.vit import VIT_B16_ARCH, vit_functional
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -125,14 +127,14 @@ def test_head_dropout_and_pooling_options():
 
 def test_resnet18_matches_keras_hub_architecture():
     """weights none builds the same network as the preset's ResNetBackbone config."""
-    hub = keras_hub.models.ResNetBackbone(**backbones.RESNET18_ARCH)
+    hub = keras_hub.models.ResNetBackbone(**RESNET18_ARCH)
     assert hub.count_params() == keras_hub.models.ResNetBackbone.presets["resnet_18_imagenet"]["metadata"]["params"]
     ours = build("resnet18").get_layer("backbone")
     assert [layer.name for layer in ours.layers[1:]] == [layer.name for layer in hub.layers[1:]]
 
 
 def test_vit_b16_default_size_matches_preset():
-    backbone = backbones.vit_functional({"image_shape": (224, 224, 3), **backbones.VIT_B16_ARCH})
+    backbone = vit_functional({"image_shape": (224, 224, 3), **VIT_B16_ARCH})
     preset = keras_hub.models.ViTBackbone.presets["vit_base_patch16_224_imagenet"]
     assert backbone.count_params() == preset["metadata"]["params"]
 
@@ -140,7 +142,7 @@ def test_vit_b16_default_size_matches_preset():
 @pytest.mark.backend_agnostic
 def test_vit_functional_computes_what_keras_hub_computes():
     hub = keras_hub.models.ViTBackbone(**TINY_VIT_HUB)
-    ours = backbones.vit_functional(hub.get_config(), source=hub)
+    ours = vit_functional(hub.get_config(), source=hub)
     x = np.random.RandomState(1).rand(2, 32, 32, 3).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(hub(x)), atol=1e-6)
 
@@ -237,7 +239,7 @@ def test_keras_hub_imagenet_uses_cached_preset(monkeypatch, tmp_path):
     """A kagglehub cache hit: the preset's files come back from disk, no network."""
     import kagglehub
 
-    small = {**backbones.RESNET18_ARCH, "stackwise_num_blocks": [1, 1, 1, 1]}
+    small = {**RESNET18_ARCH, "stackwise_num_blocks": [1, 1, 1, 1]}
     donor = keras_hub.models.ResNetBackbone(**small)
     preset_dir = tmp_path / "resnet_18_imagenet"
     donor.save_to_preset(str(preset_dir))
@@ -280,7 +282,7 @@ def test_applications_legacy_notop_h5_file(tmp_path):
 
 def test_resnet18_keras_hub_weights_file(tmp_path):
     """The model.weights.h5 of a KerasHub ResNet preset loads as a plain file too."""
-    hub = keras_hub.models.ResNetBackbone(**backbones.RESNET18_ARCH)
+    hub = keras_hub.models.ResNetBackbone(**RESNET18_ARCH)
     path = tmp_path / "model.weights.h5"
     hub.save_weights(path)
     assert_same_weights(build("resnet18", weights=str(path)).get_layer("backbone"), hub)
@@ -291,17 +293,17 @@ def test_vit_keras_hub_weights_file(tmp_path):
     path = tmp_path / "model.weights.h5"
     hub.save_weights(path)
     ours = build("vit_b16", weights=str(path)).get_layer("backbone")
-    assert_same_weights(ours, backbones.vit_functional(hub.get_config(), source=hub))
+    assert_same_weights(ours, vit_functional(hub.get_config(), source=hub))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "vit_b16"])
 def test_keras_hub_preset_directory(tmp_path, name):
     if name == "resnet18":
-        hub = keras_hub.models.ResNetBackbone(**backbones.RESNET18_ARCH)
+        hub = keras_hub.models.ResNetBackbone(**RESNET18_ARCH)
         expected = hub
     else:
         hub = keras_hub.models.ViTBackbone(**TINY_VIT_HUB)
-        expected = backbones.vit_functional(hub.get_config(), source=hub)
+        expected = vit_functional(hub.get_config(), source=hub)
     hub.save_to_preset(str(tmp_path / "preset"))
     model = build(name, weights=str(tmp_path / "preset"))
     assert_same_weights(model.get_layer("backbone"), expected)

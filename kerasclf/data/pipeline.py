@@ -44,8 +44,18 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
         ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
 
+    # MixUp/CutMix are keras.ops code: in the graph map under the TensorFlow backend; under
+    # another backend its ops cannot take tf.data's symbolic tensors, so they run eagerly
+    # on each gathered numpy batch instead.
+    import keras
+
+    eager_mixing = mixing if mixing is not None and keras.backend.backend() != "tensorflow" else None
+
     def gather(index):
-        return x[index], y[index]
+        images, labels = x[index], y[index]
+        if eager_mixing is not None:
+            images, labels = (keras.ops.convert_to_numpy(t) for t in eager_mixing(images, labels))
+        return images, labels.astype(y.dtype, copy=False)
 
     def gather_tf(index):
         images, labels = tf.numpy_function(gather, [index], [tf.uint8, tf.as_dtype(y.dtype)])
@@ -53,8 +63,8 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
         labels.set_shape((None, *y.shape[1:]))
         return images, labels
 
-    ds = ds.map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE)
-    if mixing is not None:
+    ds = ds.map(gather_tf, num_parallel_calls=1 if eager_mixing is not None else tf.data.AUTOTUNE)
+    if mixing is not None and eager_mixing is None:
         ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = not training

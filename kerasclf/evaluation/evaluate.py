@@ -6,17 +6,16 @@ layer); the run's config.yaml beside it, when present, reproduces the exact spli
 
 from pathlib import Path
 
-from kerasclf.errors import CheckpointError, DataError
+from kerasclf.errors import CheckpointError, DataError, first_line
 
 
 def load_checkpoint(path):
     """Load a .keras file (safe mode) or raise a CheckpointError that says what to do."""
     import keras
 
-    from kerasclf.layers import preprocessing  # noqa: F401  registers the custom layers
-    from kerasclf.models import load_builtin_models
+    from kerasclf.models import register_serializables
 
-    load_builtin_models()  # registers layers that backbones use
+    register_serializables()
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -27,7 +26,7 @@ def load_checkpoint(path):
         model = keras.saving.load_model(str(path), safe_mode=True)
     except Exception as exc:  # zip/JSON/HDF5 errors all mean "not a usable checkpoint"
         raise CheckpointError(
-            f"Could not read checkpoint {str(path)!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+            f"Could not read checkpoint {str(path)!r} ({first_line(exc)}). "
             "It must be a .keras file written by `kerasclf train`; it may be truncated or from another tool."
         ) from None
     try:

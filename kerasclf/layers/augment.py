@@ -12,112 +12,30 @@ Common behaviour:
 - identity when `training` is false or None (evaluation, predict, a saved model's serving);
 - one random draw per image in the batch, from a `keras.random.SeedGenerator` seeded with
   the optional `seed` argument, so they also work in JAX's stateless compiled train step;
-- per-image offsets and transforms are applied with gathers on computed indices, so every
-  shape is static and nothing depends on Python values of tensors.
+- per-image offsets and transforms are applied with gathers on computed indices
+  (kerasclf.layers.sampling), so every shape is static and nothing depends on Python
+  values of tensors.
 
 `build_augmentation(cfg, image_size)` turns an `AugmentConfig` into the list of layers that
 `kerasclf.models.build_model` inserts between `ImagePreprocess` and the network.
-`jit_blockers(model)` / `warn_if_not_jit(model)` report layers that would turn XLA off.
+kerasclf.layers.jit reports layers that would turn XLA off.
 """
 
 import math
-import warnings
 
 import keras
 from keras import ops
 
 from kerasclf.errors import ConfigError
-
-# ---------------------------------------------------------------------------------------
-# Sampling helpers (pure ops; shared by the layers and usable on their own).
-# ---------------------------------------------------------------------------------------
-
-
-def _static_hwc(images, layer_name):
-    shape = images.shape
-    if len(shape) != 4 or any(d is None for d in shape[1:]):
-        raise ValueError(
-            f"{layer_name} expects NHWC images with a static height, width and channel count, "
-            f"got shape {tuple(shape)}."
-        )
-    return int(shape[1]), int(shape[2]), int(shape[3])
-
-
-def _gather_pixels(images, rows, cols):
-    """out[b, i, j] = images[b, rows[b, i, j], cols[b, i, j]] (indices already in range).
-
-    One `take` on the (B*H*W, C) view with flat indices: a single XLA gather, exact (no
-    arithmetic on the pixel values), and any batch size, including a dynamic one.
-    """
-    height, width, channels = (int(d) for d in images.shape[1:])
-    batch_offset = ops.cast(ops.cumsum(ops.ones_like(rows[:, 0, 0]), axis=0) - 1, "int32")
-    flat_index = batch_offset[:, None, None] * (height * width) + rows * width + cols
-    return ops.take(ops.reshape(images, (-1, channels)), flat_index, axis=0)
-
-
-def resample(images, src_y, src_x, interpolation="bilinear", fill_value=0.0):
-    """Sample `images` (B, H, W, C) at source coordinates `src_y`, `src_x` (B, Ho, Wo).
-
-    Coordinates are in pixels with pixel centres at integers; points outside the image read
-    `fill_value` (bilinear: each of the four neighbours outside contributes `fill_value`,
-    so edges fade smoothly). Output (B, Ho, Wo, C) in the images' dtype.
-    """
-    height, width, _ = _static_hwc(images, "resample")
-    dtype = images.dtype
-    fill = ops.cast(fill_value, dtype)
-
-    def read(iy, ix):
-        valid = (iy >= 0) & (iy <= height - 1) & (ix >= 0) & (ix <= width - 1)
-        values = _gather_pixels(images, ops.clip(iy, 0, height - 1), ops.clip(ix, 0, width - 1))
-        return ops.where(valid[..., None], values, fill)
-
-    src_y = ops.cast(src_y, "float32")
-    src_x = ops.cast(src_x, "float32")
-    if interpolation == "nearest":
-        return read(ops.cast(ops.floor(src_y + 0.5), "int32"), ops.cast(ops.floor(src_x + 0.5), "int32"))
-    if interpolation != "bilinear":
-        raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}.")
-    y0f = ops.floor(src_y)
-    x0f = ops.floor(src_x)
-    wy = ops.cast((src_y - y0f)[..., None], dtype)
-    wx = ops.cast((src_x - x0f)[..., None], dtype)
-    y0 = ops.cast(y0f, "int32")
-    x0 = ops.cast(x0f, "int32")
-    one = ops.cast(1.0, dtype)
-    top = read(y0, x0) * (one - wx) + read(y0, x0 + 1) * wx
-    bottom = read(y0 + 1, x0) * (one - wx) + read(y0 + 1, x0 + 1) * wx
-    return top * (one - wy) + bottom * wy
-
-
-def affine_resample(images, matrix, shift, interpolation="bilinear", fill_value=0.0):
-    """Apply one affine map per image, about the image centre.
-
-    For output pixel p = (y, x): source = matrix @ (p - centre) + centre + shift.
-    `matrix` is (B, 2, 2) in (y, x) order, `shift` (B, 2) in pixels. The identity matrix with
-    a zero shift returns the images unchanged (bit for bit).
-    """
-    height, width, _ = _static_hwc(images, "affine_resample")
-    matrix = ops.cast(matrix, "float32")
-    shift = ops.cast(shift, "float32")
-    cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
-    dy = ops.reshape(ops.arange(height, dtype="float32") - cy, (1, height, 1))
-    dx = ops.reshape(ops.arange(width, dtype="float32") - cx, (1, 1, width))
-
-    def coef(i, j):
-        return matrix[:, i, j][:, None, None]
-
-    src_y = coef(0, 0) * dy + coef(0, 1) * dx + (cy + shift[:, 0][:, None, None])
-    src_x = coef(1, 0) * dy + coef(1, 1) * dx + (cx + shift[:, 1][:, None, None])
-    return resample(images, src_y, src_x, interpolation, fill_value)
-
-
-def _batch_size(images):
-    return ops.shape(images)[0]
-
+from kerasclf.layers.sampling import PAD_MODES, affine_resample, gather_pixels, pad_index, static_hwc
 
 # ---------------------------------------------------------------------------------------
 # Layers
 # ---------------------------------------------------------------------------------------
+
+
+def _batch_size(images):
+    return ops.shape(images)[0]
 
 
 class _RandomImageLayer(keras.layers.Layer):
@@ -130,11 +48,7 @@ class _RandomImageLayer(keras.layers.Layer):
         self.supports_jit = True
 
     def build(self, input_shape):
-        if len(input_shape) != 4 or any(d is None for d in input_shape[1:]):
-            raise ValueError(
-                f"{self.__class__.__name__} expects NHWC images with a static height, width and "
-                f"channel count, got shape {tuple(input_shape)}."
-            )
+        static_hwc(input_shape, self.__class__.__name__)
         self.built = True
 
     def call(self, images, training=None):
@@ -181,20 +95,6 @@ class RandomFlipXLA(_RandomImageLayer):
         return {**super().get_config(), "rate": self.rate}
 
 
-_PAD_MODES = ("reflect", "symmetric", "edge", "constant")
-
-
-def _pad_index(index, size, mode):
-    """Map indices in [-pad, size - 1 + pad] onto the original axis as numpy.pad would."""
-    if mode == "reflect":
-        index = ops.where(index < 0, -index, index)
-        return ops.where(index > size - 1, 2 * (size - 1) - index, index)
-    if mode == "symmetric":
-        index = ops.where(index < 0, -index - 1, index)
-        return ops.where(index > size - 1, 2 * size - 1 - index, index)
-    return ops.clip(index, 0, size - 1)  # edge; constant masks the outside separately
-
-
 @keras.saving.register_keras_serializable(package="kerasclf")
 class RandomPadCrop(_RandomImageLayer):
     """Pad by `padding` pixels on every side, then crop a random HxW window per image.
@@ -210,8 +110,8 @@ class RandomPadCrop(_RandomImageLayer):
         padding = int(padding)
         if padding < 0:
             raise ValueError(f"padding must be >= 0, got {padding}.")
-        if mode not in _PAD_MODES:
-            raise ValueError(f"mode must be one of {_PAD_MODES}, got {mode!r}.")
+        if mode not in PAD_MODES:
+            raise ValueError(f"mode must be one of {PAD_MODES}, got {mode!r}.")
         self.padding = padding
         self.mode = mode
 
@@ -226,7 +126,7 @@ class RandomPadCrop(_RandomImageLayer):
             )
 
     def _augment(self, images):
-        height, width, _ = _static_hwc(images, "RandomPadCrop")
+        height, width, _ = static_hwc(images.shape, "RandomPadCrop")
         n = self.padding
         offset_y = self._randint(images, 0, 2 * n + 1)
         offset_x = self._randint(images, 0, 2 * n + 1)
@@ -234,7 +134,7 @@ class RandomPadCrop(_RandomImageLayer):
         cols = offset_x[:, None] - n + ops.arange(width, dtype="int32")[None, :]  # (B, W)
         rows3 = ops.broadcast_to(rows[:, :, None], ops.shape(rows)[:1] + (height, width))
         cols3 = ops.broadcast_to(cols[:, None, :], ops.shape(cols)[:1] + (height, width))
-        out = _gather_pixels(images, _pad_index(rows3, height, self.mode), _pad_index(cols3, width, self.mode))
+        out = gather_pixels(images, pad_index(rows3, height, self.mode), pad_index(cols3, width, self.mode))
         if self.mode == "constant":
             inside = (rows3 >= 0) & (rows3 < height) & (cols3 >= 0) & (cols3 < width)
             out = ops.where(inside[..., None], out, ops.zeros_like(out))
@@ -258,7 +158,7 @@ class _RandomAffine(_RandomImageLayer):
         raise NotImplementedError
 
     def _augment(self, images):
-        height, width, _ = _static_hwc(images, self.__class__.__name__)
+        height, width, _ = static_hwc(images.shape, self.__class__.__name__)
         matrix, shift = self._transform(images, height, width)
         return affine_resample(images, matrix, shift, self.interpolation, 0.0)
 
@@ -364,7 +264,7 @@ class RandomErasing(_RandomImageLayer):
         self.size = size
 
     def _augment(self, images):
-        height, width, _ = _static_hwc(images, "RandomErasing")
+        height, width, _ = static_hwc(images.shape, "RandomErasing")
         top = self._randint(images, 0, height) - self.size // 2
         left = self._randint(images, 0, width) - self.size // 2
         rows = ops.arange(height, dtype="int32")[None, :]
@@ -396,7 +296,7 @@ class RandomColorJitter(_RandomImageLayer):
         self.strength = float(strength)
 
     def _augment(self, images):
-        _, _, channels = _static_hwc(images, "RandomColorJitter")
+        _, _, channels = static_hwc(images.shape, "RandomColorJitter")
         low, high = max(0.0, 1.0 - self.strength), 1.0 + self.strength
         brightness = self._uniform(images, low, high)[:, None, None, None]
         contrast = self._uniform(images, low, high)[:, None, None, None]
@@ -480,62 +380,3 @@ def build_augmentation(cfg, image_size, seed=None):
         make(name=LAYER_NAMES[key], seed=None if seed is None else int(seed) + i)
         for i, (key, make) in enumerate(makers)
     ]
-
-
-# ---------------------------------------------------------------------------------------
-# XLA checks
-# ---------------------------------------------------------------------------------------
-
-# Keras layers known to set supports_jit = False -> the kerasclf config key to use instead.
-_REPLACEMENTS = {
-    "RandomTranslation": "augment.translate",
-    "RandomCrop": "augment.crop_padding",
-    "RandomRotation": "augment.rotation",
-    "RandomZoom": "augment.zoom",
-    "RandomShear": "augment.rotation / augment.zoom (no shear equivalent)",
-    "RandomPerspective": "augment.rotation / augment.zoom (no perspective equivalent)",
-}
-
-
-def _blocking_layers(model, prefix=""):
-    """(path, layer) for each layer under `model` with supports_jit False, nested models too."""
-    found = []
-    if hasattr(model, "_flatten_layers"):  # what keras's model_supports_jit walks
-        children = model._flatten_layers(include_self=False, recursive=False)
-    else:
-        children = getattr(model, "layers", [])
-    for layer in children:
-        path = f"{prefix}{layer.name}"
-        if not getattr(layer, "supports_jit", True):
-            found.append((path, layer))
-        found.extend(_blocking_layers(layer, prefix=f"{path}/"))
-    return found
-
-
-def jit_blockers(model):
-    """Names of the layers (nested ones as 'outer/inner') whose supports_jit is False.
-
-    Any one of them makes Keras run the whole model without XLA under jit_compile="auto".
-    """
-    return [path for path, _ in _blocking_layers(model)]
-
-
-def warn_if_not_jit(model):
-    """warnings.warn naming the layers that turn XLA off; returns their names ([] if none)."""
-    blockers = _blocking_layers(model)
-    if not blockers:
-        return []
-    parts = []
-    for path, layer in blockers:
-        cls = type(layer).__name__
-        hint = _REPLACEMENTS.get(cls)
-        parts.append(f"{path} ({cls}" + (f"; use kerasclf config key {hint} instead)" if hint else ")"))
-    warnings.warn(
-        f"Model {model.name!r} has layers that do not support XLA: {', '.join(parts)}. "
-        "Keras turns XLA compilation off for the whole model when any layer sets "
-        "supports_jit=False (jit_compile='auto' resolves to False, True is refused), which can "
-        "make training many times slower. Use the XLA-safe layers of kerasclf.layers.augment "
-        "through the `augment` config section instead.",
-        stacklevel=2,
-    )
-    return [path for path, _ in blockers]

@@ -142,3 +142,20 @@ def mix_batch(images, onehot_labels, mixup_alpha=0.0, cutmix_alpha=0.0, seed=Non
     if cutmix_alpha:
         return cutmix(images, onehot_labels, cutmix_alpha, seed)
     return images, ops.cast(onehot_labels, "float32")
+
+
+def batch_mixer(mixup_alpha=0.0, cutmix_alpha=0.0, seed=None, cutmix_prob=0.5):
+    """`fn(images, onehot_labels) -> (images, labels)` for a tf.data map over training batches.
+
+    One `SeedGenerator` is made here, outside the map, so every batch gets fresh draws
+    (seeded by `seed`) instead of the same ones.
+    """
+    for alpha in (mixup_alpha, cutmix_alpha):
+        if alpha:
+            _check_alpha(alpha)
+    generator = keras.random.SeedGenerator(seed)
+
+    def mix(images, onehot_labels):
+        return mix_batch(images, onehot_labels, mixup_alpha, cutmix_alpha, seed=generator, cutmix_prob=cutmix_prob)
+
+    return mix

@@ -11,7 +11,28 @@ from kerasclf.errors import ConfigError, did_you_mean
 from kerasclf.models.registry import MODELS, register_model  # noqa: F401
 
 # Modules whose import registers builders.
-_BUILTIN_MODULES = ("kerasclf.models.scratch", "kerasclf.models.backbones", "kerasclf.models.airbench")
+_BUILTIN_MODULES = (
+    "kerasclf.models.scratch",
+    "kerasclf.models.applications",
+    "kerasclf.models.hub",
+    "kerasclf.models.vit",
+    "kerasclf.models.airbench",
+)
+
+
+# Modules defining the other classes a saved model refers to (layers, LR schedules).
+_SERIALIZABLE_MODULES = (
+    "kerasclf.layers.preprocessing",
+    "kerasclf.layers.augment",
+    "kerasclf.training.schedules",
+)
+
+
+def register_serializables():
+    """Import every module with a registered Keras class, so any kerasclf .keras file loads."""
+    load_builtin_models()
+    for module in _SERIALIZABLE_MODULES:
+        importlib.import_module(module)
 
 
 def load_builtin_models():

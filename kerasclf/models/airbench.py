@@ -19,13 +19,11 @@ The training recipe (label smoothing 0.2, Nesterov SGD with a one-cycle schedule
 Not here: Lookahead / weight averaging, the alternating (derandomised) flip, training the
 whitening bias only for the first epochs, and the decoupled-hyperparameter bookkeeping.
 
-Data initialisation. The builder sees symbolic tensors only, so the whitening kernel is
-set after the model is built: the model is registered with `needs_data=True`, and the
-training run calls `init_from_data(model, train_x)` once after `build_model`, unless
+The whitening layer and its kernel are kerasclf.models.whitening. The builder sees symbolic
+tensors only, so the kernel is set from training images after the model is built: the
+model is registered with `needs_data=True`, and the training run calls
+kerasclf.models.data_init.init_from_data(model, train_x) once after `build_model`, unless
 `model.weights` named a weights file (build_model loaded it, whitening kernel included).
-`init_from_data` is generic: it runs the model up to each layer
-that has an `init_from_data(features)` method (inference mode, so augmentation is off) on a
-seeded sample of the training images and hands that layer its input.
 """
 
 import numpy as np
@@ -34,112 +32,11 @@ import keras
 from keras import layers, ops
 
 from kerasclf.models.registry import register_model
-
-# ---------------------------------------------------------------------------------------
-# The whitening kernel (numpy)
-# ---------------------------------------------------------------------------------------
-
-
-def _patches(images, size):
-    """All size x size patches of NHWC images, flattened in (row, col, channel) order."""
-    x = np.asarray(images, dtype=np.float64)
-    _, height, width, _ = x.shape
-    views = [x[:, i : height - size + 1 + i, j : width - size + 1 + j] for i in range(size) for j in range(size)]
-    return np.concatenate(views, axis=-1).reshape(-1, size * size * x.shape[-1])
-
-
-def patch_statistics(images, patch_size=2, chunk=500):
-    """(mean, covariance) of all patch_size x patch_size patches of NHWC `images`, in float64."""
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be NHWC, got shape {images.shape}.")
-    dim = patch_size * patch_size * images.shape[-1]
-    total, outer, count = np.zeros(dim), np.zeros((dim, dim)), 0
-    for start in range(0, len(images), chunk):  # chunks keep the patch matrix small
-        p = _patches(images[start : start + chunk], patch_size)
-        total += p.sum(axis=0)
-        outer += p.T @ p
-        count += len(p)
-    if not count:
-        raise ValueError("no patches: give at least one image larger than the patch size.")
-    mean = total / count
-    return mean, outer / count - np.outer(mean, mean)
-
-
-def whitening_kernel(images, eps=5e-4, patch_size=2, return_bias=False):
-    """Conv kernel (patch_size, patch_size, C, 2 * patch_size**2 * C) whitening the patches.
-
-    `images`: NHWC array (uint8 0..255 or floats); the kernel applies to inputs in the same
-    units, and `eps` is in those units squared. Filter k < d (d = patch_size**2 * C) is the
-    k-th eigenvector of the patch covariance (largest eigenvalue first) over
-    sqrt(eigenvalue + eps), signed so its largest component is positive; filter d + k is
-    its negation. So on centred patches the first d
-    outputs have covariance diag(eigenvalue / (eigenvalue + eps)), about the identity.
-    With `return_bias`, also the bias (2d,) that centres the outputs.
-    """
-    mean, cov = patch_statistics(images, patch_size)
-    values, vectors = np.linalg.eigh(cov)  # ascending
-    values, vectors = values[::-1], vectors[:, ::-1]
-    # Canonical signs (eigh's are arbitrary): each vector's largest component is positive.
-    peaks = vectors[np.argmax(np.abs(vectors), axis=0), np.arange(vectors.shape[1])]
-    vectors = vectors * np.where(peaks < 0, -1.0, 1.0)
-    scaled = vectors / np.sqrt(np.clip(values, 0.0, None) + eps)  # column k: one filter
-    channels = np.asarray(images).shape[-1]
-    half = scaled.reshape(patch_size, patch_size, channels, -1)
-    kernel = np.concatenate([half, -half], axis=-1).astype(np.float32)
-    if not return_bias:
-        return kernel
-    bias = -(mean @ scaled)
-    return kernel, np.concatenate([bias, -bias]).astype(np.float32)
-
+from kerasclf.models.whitening import PatchWhitening
 
 # ---------------------------------------------------------------------------------------
 # Layers and initializer
 # ---------------------------------------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="kerasclf")
-class PatchWhitening(layers.Layer):
-    """Valid patch_size x patch_size conv, 2 * patch_size**2 * C filters, kernel frozen.
-
-    The kernel is a non-trainable weight (no freeze policy or `trainable=True` makes it
-    train); until `init_from_data` sets it from data it holds the identity basis and its
-    negation (the whitening of already-white data). The bias is trainable.
-    `data_init=False` tells `init_from_data` (the module function) to leave the layer alone.
-    """
-
-    def __init__(self, patch_size=2, eps=5e-4, data_init=True, **kwargs):
-        super().__init__(**kwargs)
-        self.patch_size = int(patch_size)
-        self.eps = float(eps)
-        self.data_init = bool(data_init)
-
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
-        dim = self.patch_size * self.patch_size * channels
-        identity = np.eye(dim, dtype=np.float32).reshape(self.patch_size, self.patch_size, channels, dim)
-        start = np.concatenate([identity, -identity], axis=-1)
-        self.kernel = self.add_weight(
-            shape=start.shape, initializer=keras.initializers.Constant(start), trainable=False, name="kernel"
-        )
-        self.bias = self.add_weight(shape=(2 * dim,), initializer="zeros", trainable=True, name="bias")
-
-    def call(self, x):
-        return ops.conv(x, self.kernel, strides=1, padding="valid") + self.bias
-
-    def init_from_data(self, features):
-        """Set kernel and bias from `features`: this layer's input on training images."""
-        kernel, bias = whitening_kernel(features, self.eps, self.patch_size, return_bias=True)
-        self.kernel.assign(kernel)
-        self.bias.assign(bias)
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        size = lambda s: None if s is None else s - self.patch_size + 1  # noqa: E731
-        return (n, size(h), size(w), 2 * self.patch_size * self.patch_size * c)
-
-    def get_config(self):
-        return {**super().get_config(), "patch_size": self.patch_size, "eps": self.eps, "data_init": self.data_init}
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")
@@ -310,58 +207,3 @@ def airbench(
         images = whiten_from() if callable(whiten_from) else whiten_from
         whitening.init_from_data(np.asarray(images))
     return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-
-
-# ---------------------------------------------------------------------------------------
-# The data-init hook
-# ---------------------------------------------------------------------------------------
-
-
-def init_from_data(model, train_x, max_images=5000, seed=0, batch_size=500):
-    """Initialise every layer of `model` that has an `init_from_data(features)` method.
-
-    `train_x`: the training images as the model takes them (uint8 NHWC). A seeded sample
-    of at most `max_images` is run through the model up to each such layer (inference
-    mode: augmentation off, BatchNorm on its moving statistics), recursively into nested
-    models and wrappers (FlipTTA). Layers with `data_init = False` are skipped.
-    Returns the names of the layers it initialised.
-    """
-    train_x = np.asarray(train_x)
-    if len(train_x) > max_images:
-        index = np.sort(np.random.default_rng(seed).choice(len(train_x), max_images, replace=False))
-        train_x = train_x[index]
-    return _init_layers(model, train_x, batch_size)
-
-
-def _init_layers(model, x, batch_size):
-    done = []
-    for layer in model.layers:
-        if isinstance(layer, layers.InputLayer):
-            continue
-        inner = layer.layer if isinstance(layer, layers.Wrapper) else layer
-        wants = _wants_data(layer)
-        nested = isinstance(inner, keras.Model) and any(_wants_data(sub) for sub in _all_layers(inner))
-        if not (wants or nested):
-            continue
-        features = keras.Model(model.inputs, layer.input).predict(x, batch_size=batch_size, verbose=0)
-        if wants:
-            layer.init_from_data(features)
-            done.append(layer.name)
-        else:
-            done += [f"{layer.name}/{name}" for name in _init_layers(inner, features, batch_size)]
-    return done
-
-
-def _wants_data(layer):
-    return callable(getattr(layer, "init_from_data", None)) and getattr(layer, "data_init", True)
-
-
-def _all_layers(model):
-    """Every layer under `model`, through nested models and wrappers."""
-    out = []
-    for layer in model.layers:
-        out.append(layer)
-        inner = layer.layer if isinstance(layer, layers.Wrapper) else layer
-        if isinstance(inner, keras.Model):
-            out += [inner] + _all_layers(inner)
-    return out

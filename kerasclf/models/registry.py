@@ -10,7 +10,7 @@ Registration meta:
   min_size:      smallest input side the network accepts without resizing
   pretrained:    whether `model.weights: imagenet` is meaningful
   needs_data:    layers initialised from training images; the run calls
-                 kerasclf.models.airbench.init_from_data(model, train_x) after building
+                 kerasclf.models.data_init.init_from_data(model, train_x) after building
 """
 
 from kerasclf.errors import ModelError

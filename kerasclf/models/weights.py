@@ -10,7 +10,7 @@ Two kinds of file:
 
 from pathlib import Path
 
-from kerasclf.errors import ModelError
+from kerasclf.errors import ModelError, first_line
 
 
 def load_full_weights(model, path):
@@ -27,7 +27,7 @@ def load_full_weights(model, path):
     except Exception as exc:  # Keras raises ValueError/KeyError/OSError with deep detail
         raise ModelError(
             f"Could not load weights from {str(path)!r} into model '{model.name}': "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. The file must "
+            f"{first_line(exc)}. The file must "
             "come from the same model with the same number of classes and input size."
         ) from None
     return {"loaded": "all"}
@@ -60,14 +60,17 @@ def transfer_from_checkpoint(model, path):
             continue
         mine, theirs = layer.get_weights(), other.get_weights()
         if len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
-            layer.set_weights(theirs)
-            copied.append(layer.name)
+            copied.append((layer, theirs))
         else:
             skipped.append(layer.name)
-    if not copied:
+    # A head alone is no transfer: it reads features the new network does not compute
+    # (an mlp's head and a cnn's head can share name and shape).
+    if not any(not layer.name.startswith("head_") for layer, _ in copied):
         raise ModelError(
-            f"No layer of checkpoint {str(path)!r} (model '{source.name}') matches a layer of model "
-            f"'{model.name}' by name and shape, so nothing could be transferred. Use a checkpoint "
+            f"No layer of checkpoint {str(path)!r} (model '{source.name}') outside the head matches a layer "
+            f"of model '{model.name}' by name and shape, so nothing could be transferred. Use a checkpoint "
             "trained with the same model name and architecture."
         )
-    return {"copied_layers": copied, "skipped_layers": skipped}
+    for layer, theirs in copied:
+        layer.set_weights(theirs)
+    return {"copied_layers": [layer.name for layer, _ in copied], "skipped_layers": skipped}

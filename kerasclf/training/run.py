@@ -63,7 +63,7 @@ def _init_from_data(cfg, model, data):
     from kerasclf.models import load_builtin_models
 
     if load_builtin_models().get(cfg.model.name).meta.get("needs_data") and cfg.model.weights in (None, "none"):
-        from kerasclf.models.airbench import init_from_data
+        from kerasclf.models.data_init import init_from_data
 
         init_from_data(model, data.train.x, seed=cfg.seed)
 
@@ -98,7 +98,7 @@ def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     """Compile with the configured loss; `optim`/`epochs` override for a fine-tuning phase."""
     import keras
 
-    from kerasclf.layers.augment import warn_if_not_jit
+    from kerasclf.layers.jit import warn_if_not_jit
     from kerasclf.training.optimizers import build_optimizer
 
     optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
@@ -238,9 +238,9 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 
 def _test_accuracy(checkpoint, split, batch_size):
-    import keras
+    from kerasclf.evaluation.evaluate import load_checkpoint
 
-    model = keras.saving.load_model(str(checkpoint), safe_mode=True)
+    model, _ = load_checkpoint(checkpoint)
     probs = model.predict(split.x, batch_size=batch_size, verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
