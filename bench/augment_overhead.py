@@ -1,8 +1,10 @@
 """Seconds per epoch of the small CNN with and without in-model augmentation; one JSON line.
 
     KERAS_BACKEND=jax python bench/augment_overhead.py [--images 10000] [--batch 128]
+    python bench/augment_overhead.py --folder /path/to/cifar10-jpeg/train
 
-Random uint8 32x32x3 images, model `cnn` (batch_norm, dropout 0.3) built by
+Random uint8 32x32x3 images (or, with --folder, the first --images of a class-folder tree
+such as the CIFAR-10 JPEG copy), the model of configs/cifar10/cnn_bn_do.yaml built by
 kerasclf.models.build_model; "aug" is augment.flip + augment.crop_padding=4. Each variant
 trains one warm-up epoch (compilation), then `--epochs` timed epochs, alternating between the
 two models; the JSON line gives the median seconds per timed epoch of each, the resolved
@@ -67,14 +69,12 @@ def device_name():
 def build(augment, args):
     import keras
 
-    from kerasclf.config import AugmentConfig, Config
+    from kerasclf.config import AugmentConfig, load_config
     from kerasclf.data.info import DatasetInfo
     from kerasclf.models import build_model
 
     keras.utils.set_random_seed(0)
-    cfg = Config()
-    cfg.model.name = "cnn"
-    cfg.model.kwargs = {"batch_norm": True, "dropout": 0.3}
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "cifar10" / "cnn_bn_do.yaml")
     cfg.augment = AugmentConfig(**augment)
     info = DatasetInfo(source="random", class_names=[str(i) for i in range(10)], image_size=(32, 32))
     model = build_model(cfg, info)
@@ -96,6 +96,7 @@ def fit_epoch(model, x, y, args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10000)
+    parser.add_argument("--folder", default=None, help="class-folder tree of real images (default: random pixels)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up one")
     parser.add_argument(
@@ -107,8 +108,15 @@ def main(argv=None):
     import numpy as np
 
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(args.images, 32, 32, 3), dtype=np.uint8)
-    y = rng.integers(0, 10, size=(args.images,)).astype("int32")
+    if args.folder:
+        from kerasclf.data.sources.folder import load_folder
+
+        train = load_folder(args.folder, (32, 32)).splits["train"]
+        pick = rng.permutation(len(train))[: args.images]
+        x, y = train.x[pick], train.y[pick]
+    else:
+        x = rng.integers(0, 256, size=(args.images, 32, 32, 3), dtype=np.uint8)
+        y = rng.integers(0, 10, size=(args.images,)).astype("int32")
 
     models = {"none": build({}, args), "aug": build({"flip": True, "crop_padding": 4}, args)}
     warm = {name: fit_epoch(model, x, y, args) for name, model in models.items()}
@@ -125,8 +133,9 @@ def main(argv=None):
                 "backend": keras.backend.backend(),
                 "keras_backend_env": os.environ.get("KERAS_BACKEND"),
                 "device": device_name(),
-                "model": "cnn(batch_norm=True, dropout=0.3)",
-                "images": args.images,
+                "model": "configs/cifar10/cnn_bn_do.yaml",
+                "data": args.folder or "random uint8",
+                "images": len(x),
                 "batch": args.batch,
                 "timed_epochs": args.epochs,
                 "jit_compile_arg": args.jit_compile,
