@@ -1,6 +1,6 @@
 """Input-pipeline throughput on one JPEG folder (root/<class>/*.jpg), images/s.
 
-(a) in_memory: kerasclf.data.sources.folder.load_folder (PIL decode into one array), then
+(a) in_memory: kerasclf.data.sources.folder.load_folder (parallel decode into one array), then
     epochs of batches from kerasclf.data.pipeline (the training run's tf.data feed);
 (b) stream:    kerasclf.data.stream.folder_dataset (tf.data decode, in-memory cache);
 (c) keras:     keras.utils.image_dataset_from_directory (tf.data decode, no cache).
@@ -57,7 +57,7 @@ def main(argv=None):
     from kerasclf.data.sources.folder import load_folder
     from kerasclf.data.stream import folder_dataset
 
-    # (a) in-memory: decode once (PIL, threads), then epochs of batches from memory.
+    # (a) in-memory: decode once (tf.data, or PIL threads without TensorFlow), then epochs of batches from memory.
     start = time.perf_counter()
     raw = load_folder(root)
     decode_s = time.perf_counter() - start

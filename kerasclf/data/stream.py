@@ -1,7 +1,7 @@
 """Streaming an image folder through tf.data, for data that does not fit in memory.
 
 The default path (kerasclf.data.images via sources/folder.py) decodes every file once
-with PIL into one uint8 array and trains from memory: no per-epoch I/O, the array can be
+(tf.data parallel decode, or PIL without TensorFlow) into one uint8 array and trains from memory: no per-epoch I/O, the array can be
 carved into splits, its statistics computed, and it can live on the accelerator. It needs
 N * H * W * 3 bytes of RAM (CIFAR-10: 150 MB; 100k images at 224x224: 15 GB).
 
@@ -36,6 +36,32 @@ def should_stream(num_images, image_size, memory_fraction=0.25):
     return decoded_bytes(num_images, image_size) > memory_fraction * psutil.virtual_memory().available
 
 
+def read_image(path, image_size):
+    """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size (graph-safe, for tf.data)."""
+    import tensorflow as tf
+
+    height, width = (int(s) for s in image_size)
+    data = tf.io.read_file(path)
+    # JPEGs with the accurate integer IDCT: bit-identical to PIL (the no-TensorFlow path);
+    # decode_image's default fast IDCT differs by about one grey level on average.
+    image = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
+    image.set_shape((None, None, 3))
+
+    def resize():
+        # Antialiased bilinear, as PIL's BILINEAR resize downscales.
+        resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+    # Already the size: no resize (it costs more than the decode).
+    image = tf.cond(tf.reduce_all(tf.shape(image)[:2] == (height, width)), lambda: image, resize)
+    image.set_shape((height, width, 3))
+    return image
+
+
 def folder_dataset(
     paths,
     labels,
@@ -56,7 +82,7 @@ def folder_dataset(
     cache: True (memory), a file path, or False; see the module docstring.
     shuffle_buffer: elements in the shuffle buffer; None: all (exact shuffle).
     num_classes: when given, labels are one-hot float32 (label smoothing, MixUp).
-    Decoding: JPEG exactly as PIL decodes it (the in-memory path's pixels), other formats
+    Decoding: JPEG exactly as PIL decodes it, other formats
     with tf.io.decode_image (a GIF's first frame). A file TensorFlow cannot decode raises
     an error when reached (the in-memory path skips it with a warning: check a doubtful
     folder with that first).
@@ -71,30 +97,8 @@ def folder_dataset(
     autotune = tf.data.AUTOTUNE
     buffer = int(shuffle_buffer or max(len(paths), 1))
 
-    def decode(data):
-        # JPEGs with the accurate integer IDCT: bit-identical to PIL (the in-memory path);
-        # decode_image's default fast IDCT differs by about one grey level on average.
-        image = tf.cond(
-            tf.io.is_jpeg(data),
-            lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-            lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
-        )
-        image.set_shape((None, None, 3))
-        return image
-
-    def resize(image):
-        # Antialiased bilinear, as PIL's BILINEAR resize (the in-memory path) downscales.
-        image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
     def load(path, label):
-        image = decode(tf.io.read_file(path))
-        image = tf.cond(
-            tf.reduce_all(tf.shape(image)[:2] == (height, width)),
-            lambda: image,  # already the size: no resize (it costs more than the decode)
-            lambda: resize(image),
-        )
-        image.set_shape((height, width, 3))
+        image = read_image(path, (height, width))
         if num_classes is not None:
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         return image, label
