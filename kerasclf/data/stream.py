@@ -1,8 +1,8 @@
 """Streaming an image folder through tf.data, for data that does not fit in memory.
 
 The default path (kerasclf.data.images via sources/folder.py) decodes every file once
-(tf.data parallel decode, or PIL without TensorFlow) into one uint8 array and trains from memory: no per-epoch I/O, the array can be
-carved into splits, its statistics computed, and it can live on the accelerator. It needs
+(tf.data parallel decode, or PIL without TensorFlow) into one uint8 array and trains from
+memory: no per-epoch I/O, the array can be carved into splits, its statistics computed, and it can live on the accelerator. It needs
 N * H * W * 3 bytes of RAM (CIFAR-10: 150 MB; 100k images at 224x224: 15 GB).
 
 `folder_dataset` is for folders whose decoded size is over that budget (`should_stream`
@@ -82,8 +82,7 @@ def folder_dataset(
     cache: True (memory), a file path, or False; see the module docstring.
     shuffle_buffer: elements in the shuffle buffer; None: all (exact shuffle).
     num_classes: when given, labels are one-hot float32 (label smoothing, MixUp).
-    Decoding: JPEG exactly as PIL decodes it, other formats
-    with tf.io.decode_image (a GIF's first frame). A file TensorFlow cannot decode raises
+    Decoding: JPEG exactly as PIL decodes it, other formats with tf.io.decode_image (a GIF's first frame). A file TensorFlow cannot decode raises
     an error when reached (the in-memory path skips it with a warning: check a doubtful
     folder with that first).
     """
