@@ -83,8 +83,8 @@ def folder_dataset(
     shuffle_buffer: elements in the shuffle buffer; None: all (exact shuffle).
     num_classes: when given, labels are one-hot float32 (label smoothing, MixUp).
     Decoding: JPEG exactly as PIL decodes it, other formats with tf.io.decode_image (a
-    GIF's first frame). A file TensorFlow cannot decode raises an error when reached (the in-memory path skips it with a warning: check a doubtful
-    folder with that first).
+    GIF's first frame). A file TensorFlow cannot decode raises an error when reached (the
+    in-memory path skips it with a warning: check a doubtful folder with that first).
     """
     import tensorflow as tf
 
