@@ -52,20 +52,11 @@ def _train(config_path, overrides, data_dir, dry_run):
     if dry_run:
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
         return
-    run_dir, metrics = run_training(cfg)
-    report = None
-    if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
-        from kerasclf.evaluation.evaluate import evaluate_checkpoint
-
-        split = "test" if metrics.get("test_size") else "val"
-        try:
-            report = evaluate_checkpoint(run_dir / "best.keras", split=split, data_dir=cfg.data.data_dir)["report_path"]
-        except KerasclfError as exc:  # the run itself is finished and kept
-            click.echo(f"Warning: evaluation after training failed: {exc}", err=True)
+    run_dir, metrics = run_training(cfg)  # also writes eval/<split>/ when train.evaluate_after
     click.echo(json.dumps({k: metrics[k] for k in ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")}))
     click.echo(f"Run directory: {run_dir}")
-    if report:
-        click.echo(f"Report: {report}")
+    if metrics.get("report_path"):
+        click.echo(f"Report: {metrics['report_path']}")
 
 
 @main.command()

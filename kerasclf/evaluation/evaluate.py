@@ -57,13 +57,15 @@ def _data_config(checkpoint, labels, data_spec, data_dir):
     return cfg
 
 
-def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None):
+def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None):
+    """Predict `split` and write the report. `dataset`: the already-built Dataset the run
+    trained on (right after training), which saves decoding or reading the data again."""
     from kerasclf.data import build_dataset
     from kerasclf.evaluation.report import write_report
 
     model, labels = load_checkpoint(checkpoint)
-    seed = _run_seed(checkpoint)
-    dataset = build_dataset(_data_config(checkpoint, labels, data, data_dir), seed)
+    if dataset is None:
+        dataset = build_dataset(_data_config(checkpoint, labels, data, data_dir), _run_seed(checkpoint))
     if list(dataset.info.class_names) != list(labels.class_names):
         raise CheckpointError(
             f"The checkpoint was trained on classes {_short(labels.class_names)} but the data "

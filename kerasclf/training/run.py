@@ -217,7 +217,21 @@ def train(cfg, verbose=None):
     if has_test and (run_dir / "best.keras").exists():
         metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
+    if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
+        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val")
     return run_dir, metrics
+
+
+def _evaluate_after(run_dir, data, split):
+    """Reports for the best checkpoint on the data already in memory; a failure keeps the run."""
+    from kerasclf.errors import KerasclfError
+    from kerasclf.evaluation.evaluate import evaluate_checkpoint
+
+    try:
+        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data)["report_path"]
+    except KerasclfError as exc:
+        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
+        return None
 
 
 def _run_metrics(summary, log, monitor, wall, interrupted):
