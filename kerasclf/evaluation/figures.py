@@ -129,7 +129,8 @@ def _image_grid(images, titles, colors, path, suptitle):
     height = 1.85 * rows + 0.9
     # fixed margins (room for the suptitle and two-line titles): constrained layout
     # costs seconds on a 6x6 grid
-    fig = _new_figure(max(1.7 * cols, 4.0), height, layout=None)
+    # wide enough for the suptitle even when only a few images are shown
+    fig = _new_figure(max(1.7 * cols, 0.085 * len(suptitle), 4.0), height, layout=None)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.95 / height,
                         wspace=0.1, hspace=0.45)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
