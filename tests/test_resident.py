@@ -41,7 +41,7 @@ def choose(cfg, data):
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.run import _mixing_fn, _uses_one_hot
 
-    return choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg, data.info.num_classes))
+    return choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
 
 
 # --- the pieces -------------------------------------------------------------------------------

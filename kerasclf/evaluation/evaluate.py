@@ -39,13 +39,20 @@ def load_checkpoint(path):
     return model, labels
 
 
-def _data_config(checkpoint, labels, data_spec, data_dir):
-    """The run's data config when it sits beside the checkpoint, pointed at `data_spec` if given."""
-    from kerasclf.config import DataConfig, load_config
+def _run_config(checkpoint):
+    """The resolved config of the run the checkpoint sits in, or None for a lone checkpoint."""
+    from kerasclf.config import load_config
 
-    run_config = Path(checkpoint).parent / "config.yaml"
-    if run_config.is_file():
-        cfg = load_config(run_config).data
+    path = Path(checkpoint).parent / "config.yaml"
+    return load_config(path) if path.is_file() else None
+
+
+def _data_config(run_cfg, labels, data_spec, data_dir):
+    """The run's data config when there is one, pointed at `data_spec` if given."""
+    from kerasclf.config import DataConfig
+
+    if run_cfg is not None:
+        cfg = run_cfg.data
     else:  # a checkpoint on its own: its data, restricted to the classes it was trained on
         cfg = DataConfig(source=labels.source, classes=list(labels.class_names))
     if data_spec:
@@ -65,7 +72,9 @@ def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batc
 
     model, labels = load_checkpoint(checkpoint)
     if dataset is None:
-        dataset = build_dataset(_data_config(checkpoint, labels, data, data_dir), _run_seed(checkpoint))
+        run_cfg = _run_config(checkpoint)
+        seed = run_cfg.seed if run_cfg is not None else 0
+        dataset = build_dataset(_data_config(run_cfg, labels, data, data_dir), seed)
     if list(dataset.info.class_names) != list(labels.class_names):
         raise CheckpointError(
             f"The checkpoint was trained on classes {_short(labels.class_names)} but the data "
@@ -106,13 +115,6 @@ def _run_facts(model, run_dir):
         run = json.loads(metrics.read_text())
         facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds") if k in run})
     return facts
-
-
-def _run_seed(checkpoint):
-    from kerasclf.config import load_config
-
-    run_config = Path(checkpoint).parent / "config.yaml"
-    return load_config(run_config).seed if run_config.is_file() else 0
 
 
 def _short(names, n=6):

@@ -70,8 +70,9 @@ def table_bytes(dataset):
 
 def inner_model(model):
     """The model `wrap` nested inside a resident training model (or `model` itself)."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return nested[-1] if isinstance(model.get_layer(index=1), TakeRows) else model
+    if not isinstance(model.get_layer(index=1), TakeRows):
+        return model
+    return [layer for layer in model.layers if isinstance(layer, keras.Model)][-1]
 
 
 class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):

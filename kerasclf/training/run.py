@@ -86,7 +86,7 @@ def _uses_one_hot(cfg):
     return cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
 
 
-def _mixing_fn(cfg, num_classes):
+def _mixing_fn(cfg):
     if not (cfg.augment.mixup or cfg.augment.cutmix):
         return None
     from kerasclf.layers.mixing import batch_mixer
@@ -178,7 +178,7 @@ def train(cfg, verbose=None):
 
     prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
-    feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg, data.info.num_classes))
+    feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
     run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
     dump_config(cfg, run_dir / "config.yaml")
     has_val = data.val is not None and len(data.val) > 0
