@@ -47,7 +47,8 @@ def _train(config_path, overrides, data_dir, dry_run):
     cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
-    from kerasclf.training.run import prepare, train as run_training
+    from kerasclf.training.assemble import prepare
+    from kerasclf.training.run import train as run_training
 
     if dry_run:
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
@@ -78,23 +79,29 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
     click.echo(f"Report: {result['report_path']}")
 
 
-@main.command()
-def datasets():
-    """List the registered data sets."""
-    from kerasclf.data import load_builtin_datasets
+def _lister(command, registry_name, help_text, footer=None):
+    """A command that prints one line per entry of a registry (kerasclf.registry)."""
 
-    for entry in load_builtin_datasets().entries():
-        click.echo(f"{entry.name:<16} {entry.description}")
-    click.echo(f"{'folder:<path>':<16} your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)")
+    def list_entries():
+        import kerasclf.registry as registries
+
+        entries = getattr(registries, registry_name).entries()
+        width = max([len(e.name) for e in entries] + [12]) + 2
+        for entry in entries:
+            click.echo(f"{entry.name:<{width}}{entry.description}")
+        if footer:
+            click.echo(footer(width))
+
+    main.command(command, help=help_text)(list_entries)
 
 
-@main.command()
-def models():
-    """List the registered models."""
-    from kerasclf.models import load_builtin_models
-
-    for entry in load_builtin_models().entries():
-        click.echo(f"{entry.name:<12} {entry.description}")
+_lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda w: (
+    f"{'folder:<path>':<{w}}your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)"))
+_lister("models", "MODELS", "List the registered models.")
+_lister("losses", "LOSSES", "List the registered losses (loss.name).")
+_lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name).")
+_lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")
+_lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.")
 
 
 if __name__ == "__main__":

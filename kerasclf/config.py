@@ -1,11 +1,20 @@
 """Experiment config: YAML -> typed, validated dataclasses, with `--set a.b=c` overrides.
 
-Every section is a dataclass; an unknown key names its section and the closest valid key,
-a wrong type names the expected one. The `model` section also takes the keyword arguments
-of the chosen model builder (checked against its signature when the model is built).
+Every section is a dataclass whose fields declare a type (the annotation) and a range or
+choice list (`key(default, check)`; names of models, losses, optimizers, schedules and data
+sets are looked up in kerasclf.registry). `load_config` checks everything once, here: an
+unknown key names its section and the closest valid key, a wrong type names the expected
+one, a value out of range says what it must be. The `model` section also takes the keyword
+arguments of the chosen model builder, checked against the builder's signature.
+
+Why dataclasses and not pydantic: the checks are a few declarative constraint objects per
+field and the messages stay one paragraph with "did you mean"; pydantic would add a
+dependency whose error texts must be rewritten into that form anyway.
 """
 
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,17 +26,121 @@ import yaml
 from kerasclf.errors import ConfigError, did_you_mean
 
 
+# ---------------------------------------------------------------------------------------
+# Constraints: every key declares its type (the annotation) and its range or choices
+# (`key(default, check)`); `validate` applies them all, once, when a config is loaded.
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Range:
+    """lo <= value <= hi (open ends with lo_open / hi_open); None is allowed when the type is Optional."""
+
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __call__(self, value):
+        low_ok = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        high_ok = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
+        if low_ok and high_ok:
+            return None
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+        return " and ".join(parts)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    values: tuple
+
+    def __call__(self, value):
+        return None if value in self.values else "one of " + ", ".join(map(str, self.values))
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A name in one of kerasclf.registry's registries (loaded on first use)."""
+
+    registry: str  # attribute name in kerasclf.registry: MODELS, LOSSES, OPTIMIZERS, SCHEDULES
+
+    def names(self):
+        import kerasclf.registry as registries
+
+        return getattr(registries, self.registry).names()
+
+    def __call__(self, value):
+        names = self.names()
+        return None if value in names else f"one of {', '.join(names)}{did_you_mean(value, names)}"
+
+
+def key(default=None, check=None, factory=None):
+    """A config field with its constraint (a callable: value -> None, or what it should be)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+def _trainable_spec(value):
+    return None if _parse_trainable_or_none(value) else TRAINABLE_HELP
+
+
+def _image_size(value):
+    if len(value) == 2 and all(1 <= s <= 8192 for s in value):
+        return None
+    return "[height, width] with both from 1 to 8192"
+
+
+def _run_name(value):
+    return None if value.strip() and "/" not in value and value not in (".", "..") else "a non-empty name without '/'"
+
+
+def _source(value):
+    if value.startswith(FOLDER_PREFIX):
+        return None if value[len(FOLDER_PREFIX):].strip() else "folder:/path/to/images (the path is missing)"
+    return Registered("DATASETS")(value) and (
+        Registered("DATASETS")(value) + f", or {FOLDER_PREFIX}/path/to/images"
+    )
+
+
+def _classes(value):
+    if isinstance(value, str) and value.startswith("first:"):
+        count = value.split(":", 1)[1].strip()
+        return None if count.isdigit() and int(count) >= 1 else "'first:N' with N >= 1, or a list of class names"
+    names = value if isinstance(value, list) else [n for n in str(value).split(",") if n.strip()]
+    if not names:
+        return "class names or 'first:N' (leave it out for all classes)"
+    if len(set(map(str, names))) != len(names):
+        return "class names without repeats"
+    return None
+
+
+FOLDER_PREFIX = "folder:"
+TRAINABLE_HELP = (
+    "full (train everything), head (only the new classification head), last:N (the last N "
+    "weight layers, N >= 1) or from:<layer_name> (that layer and everything after it)"
+)
+UNIT = Range(0, 1, hi_open=True)  # a fraction or probability that must leave something
+POSITIVE = Range(0, None, lo_open=True)
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+
+
 @dataclass
 class DataConfig:
-    source: str = "digits"  # registered name, or folder:/path/to/root
+    source: str = key("digits", _source)  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
-    image_size: Optional[list[int]] = None  # [height, width]; None keeps the source's size
-    classes: Optional[Union[list[str], str]] = None  # subset: names, or "first:N"
-    batch_size: int = 128
-    val_fraction: float = 0.1  # carved from train (seeded, stratified) when no val split exists
-    test_fraction: float = 0.0  # carved from the pool when the source has no test split
-    limit_per_class: Optional[int] = None  # keep at most N train images per class (quick runs)
-    shuffle_buffer: Optional[int] = None  # None: the whole split
+    image_size: Optional[list[int]] = key(None, _image_size)  # [height, width]; None keeps the source's size
+    classes: Optional[Union[list[str], str]] = key(None, _classes)  # subset: names, or "first:N"
+    batch_size: int = key(128, AT_LEAST_1)
+    val_fraction: float = key(0.1, UNIT)  # carved from train (seeded, stratified) when no val split exists
+    test_fraction: float = key(0.0, UNIT)  # carved from the pool when the source has no test split
+    limit_per_class: Optional[int] = key(None, AT_LEAST_1)  # keep at most N train images per class (quick runs)
+    shuffle_buffer: Optional[int] = key(None, AT_LEAST_1)  # None: the whole split
     cache: bool = True  # keep decoded images in memory after the first epoch
 
 
@@ -36,71 +149,75 @@ class AugmentConfig:
     """Training-split augmentation, built from XLA-safe layers inside the model."""
 
     flip: bool = False  # random horizontal flip
-    crop_padding: int = 0  # pad by N pixels (reflect) then random crop back
-    translate: float = 0.0  # random translation, fraction of height/width
-    rotation: float = 0.0  # max rotation in degrees
-    zoom: float = 0.0  # max zoom in/out, fraction
-    cutout: int = 0  # side of a random square erased (pixels)
-    color_jitter: float = 0.0  # brightness/contrast/saturation strength
-    mixup: float = 0.0  # MixUp alpha (0 = off)
-    cutmix: float = 0.0  # CutMix alpha (0 = off)
+    crop_padding: int = key(0, Range(0, 64))  # pad by N pixels (reflect) then random crop back
+    translate: float = key(0.0, Range(0, 1, hi_open=True))  # random translation, fraction of height/width
+    rotation: float = key(0.0, Range(0, 180))  # max rotation in degrees
+    zoom: float = key(0.0, Range(0, 1, hi_open=True))  # max zoom in/out, fraction
+    cutout: int = key(0, AT_LEAST_0)  # side of a random square erased (pixels)
+    color_jitter: float = key(0.0, Range(0, 1))  # brightness/contrast/saturation strength
+    mixup: float = key(0.0, AT_LEAST_0)  # MixUp alpha (0 = off)
+    cutmix: float = key(0.0, AT_LEAST_0)  # CutMix alpha (0 = off)
 
 
 @dataclass
 class ModelConfig:
-    name: str = "cnn"
-    weights: Optional[str] = None  # "imagenet", "none", or a local file path
-    trainable: str = "full"  # full | head | last:N | from:<layer_name>
-    head_dropout: float = 0.0
+    name: str = key("cnn", Registered("MODELS"))
+    weights: Optional[str] = None  # "imagenet", none, or a local file (see _check_weights)
+    trainable: str = key("full", _trainable_spec)  # full | head | last:N | from:<layer_name>
+    head_dropout: float = key(0.0, UNIT)
     kwargs: dict = field(default_factory=dict)  # builder-specific keys, flattened in YAML
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adam"  # sgd | adam | adamw
-    lr: float = 1e-3
-    momentum: float = 0.0
+    name: str = key("adam", Registered("OPTIMIZERS"))
+    lr: float = key(1e-3, POSITIVE)
+    momentum: float = key(0.0, UNIT)
     nesterov: bool = False
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    weight_decay: float = 0.0
-    clipnorm: Optional[float] = None
-    schedule: str = "constant"  # constant | step | cosine | onecycle
-    warmup_epochs: float = 0.0
-    step_epochs: int = 30  # step schedule: decay every N epochs
-    gamma: float = 0.1  # step schedule: decay factor
-    min_lr_fraction: float = 0.0  # cosine/onecycle floor, as a fraction of lr
+    beta_1: float = key(0.9, UNIT)
+    beta_2: float = key(0.999, UNIT)
+    weight_decay: float = key(0.0, AT_LEAST_0)
+    clipnorm: Optional[float] = key(None, POSITIVE)
+    schedule: str = key("constant", Registered("SCHEDULES"))
+    warmup_epochs: float = key(0.0, AT_LEAST_0)
+    step_epochs: int = key(30, AT_LEAST_1)  # step schedule: decay every N epochs
+    gamma: float = key(0.1, Range(0, 1, lo_open=True))  # step schedule: decay factor
+    min_lr_fraction: float = key(0.0, Range(0, 1))  # cosine/onecycle floor, as a fraction of lr
 
 
 @dataclass
 class LossConfig:
-    name: str = "crossentropy"
-    label_smoothing: float = 0.0
+    name: str = key("crossentropy", Registered("LOSSES"))
+    label_smoothing: float = key(0.0, UNIT)
+    focal_gamma: float = key(2.0, AT_LEAST_0)  # loss.name=focal: down-weighting of easy examples
+
+
+MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = key(10, AT_LEAST_1)
     log_dir: str = "logs"
-    run_name: Optional[str] = None  # default <dataset>-<model>-<timestamp>
-    monitor: str = "val_accuracy"
-    early_stop_patience: Optional[int] = None
+    run_name: Optional[str] = key(None, _run_name)  # default <name or dataset-model>-<timestamp>
+    monitor: str = key("val_accuracy", OneOf(MONITORS))
+    early_stop_patience: Optional[int] = key(None, AT_LEAST_1)  # epochs without improvement; null: off
     eval_test_each_epoch: bool = False
-    finetune_epochs: int = 0  # > 0: a second phase with model.trainable -> finetune_trainable
-    finetune_trainable: str = "full"
-    finetune_lr_factor: float = 0.1
+    finetune_epochs: int = key(0, AT_LEAST_0)  # > 0: a second phase with model.trainable -> finetune_trainable
+    finetune_trainable: str = key("full", _trainable_spec)
+    finetune_lr_factor: float = key(0.1, POSITIVE)
     evaluate_after: bool = True  # write eval/test (or eval/val) reports when training ends
-    jit_compile: Union[bool, str] = "auto"
-    steps_per_execution: int = 1
-    data_on_device: Union[bool, str] = "auto"  # auto: on every backend but TensorFlow, when it fits
-    mixed_precision: Optional[str] = None  # None | mixed_float16 | mixed_bfloat16
-    verbose: Union[int, str] = "auto"
+    jit_compile: Union[bool, str] = key("auto", OneOf((True, False, "auto")))
+    steps_per_execution: int = key(1, AT_LEAST_1)
+    data_on_device: Union[bool, str] = key("auto", OneOf((True, False, "auto")))  # auto: every backend but TensorFlow, when it fits
+    mixed_precision: Optional[str] = key(None, OneOf(("mixed_float16", "mixed_bfloat16")))
+    verbose: Union[int, str] = key("auto", OneOf(("auto", 0, 1, 2)))  # Keras fit verbosity
 
 
 @dataclass
 class Config:
-    name: Optional[str] = None
-    seed: int = 0
+    name: Optional[str] = key(None, _run_name)  # the experiment's name: run directories are <name>-<timestamp>
+    seed: int = key(0, Range(0, 2**32 - 1))
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -224,32 +341,167 @@ def _build(cls, raw, where):
 
 def from_dict(raw):
     cfg = _build(Config, raw, "")
-    _check_ranges(cfg)
+    validate(cfg)
     return cfg
 
 
-def _check_ranges(cfg):
-    """Values of the right type but outside what they can mean (caught here, not deep in Keras)."""
+def validate(cfg):
+    """Every key's range or choices, then the rules that tie keys together.
 
-    def need(ok, key, value, expected):
-        if not ok:
-            raise ConfigError(f"{key} must be {expected}, got {value!r}.")
+    The one place where config values are checked: `--dry-run` and a real run load the
+    config through here, so both refuse the same values before data is read or a run
+    directory exists.
+    """
+    for section in dataclasses.fields(Config):
+        value = getattr(cfg, section.name)
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                _check_field(f, getattr(value, f.name), f"{section.name}.{f.name}")
+        else:
+            _check_field(section, value, section.name)
+    _normalise_weights(cfg.model)
+    for rule in CROSS_CHECKS:
+        rule(cfg)
 
-    d, t = cfg.data, cfg.train
-    need(0 <= cfg.seed < 2**32, "seed", cfg.seed, "from 0 to 2**32 - 1")
-    need(d.batch_size >= 1, "data.batch_size", d.batch_size, ">= 1")
-    need(
-        d.image_size is None or (len(d.image_size) == 2 and min(d.image_size) >= 1),
-        "data.image_size", d.image_size, "[height, width] with both >= 1, or null",
-    )
-    need(d.limit_per_class is None or d.limit_per_class >= 1, "data.limit_per_class", d.limit_per_class, ">= 1 or null")
-    for key in ("val_fraction", "test_fraction"):
-        value = getattr(d, key)
-        need(0 <= value < 1, f"data.{key}", value, "in [0, 1)")
-    need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1 (use `kerasclf train --dry-run` to build without training)")
-    need(t.steps_per_execution >= 1, "train.steps_per_execution", t.steps_per_execution, ">= 1")
-    need(t.finetune_epochs >= 0, "train.finetune_epochs", t.finetune_epochs, ">= 0")
-    need(t.finetune_lr_factor > 0, "train.finetune_lr_factor", t.finetune_lr_factor, "> 0")
+
+def _check_field(f, value, where):
+    check = f.metadata.get("check")
+    if check is None or value is None:
+        return
+    expected = check(value)
+    if expected:
+        raise ConfigError(f"{where} must be {expected}; got {value!r}.")
+
+
+def _normalise_weights(model):
+    """model.weights: None (random init), "imagenet", or an existing local file/folder (expanded)."""
+    weights = model.weights
+    if weights is None or str(weights).strip().lower() in ("", "none", "null", "random"):
+        model.weights = None
+    elif str(weights).strip().lower() == "imagenet":
+        model.weights = "imagenet"
+    else:
+        path = Path(str(weights)).expanduser()
+        if not path.exists():
+            raise ConfigError(
+                f"model.weights points to {str(weights)!r}, which does not exist. Pass 'imagenet' (pretrained "
+                "backbones, downloaded once), 'none' (random initialisation), or an existing weights file "
+                "(.weights.h5, a keras.applications .h5, a KerasHub preset folder, or a kerasclf .keras checkpoint)."
+            )
+        model.weights = str(path)
+
+
+# ---------------------------------------------------------------------------------------
+# Rules over several keys (each: cfg -> None or ConfigError)
+# ---------------------------------------------------------------------------------------
+
+
+def _fractions_leave_training_data(cfg):
+    d = cfg.data
+    if d.val_fraction + d.test_fraction >= 1:
+        raise ConfigError(
+            f"data.val_fraction + data.test_fraction must be below 1 (nothing would be left to train on); "
+            f"got {d.val_fraction} + {d.test_fraction}."
+        )
+
+
+def _model_keys_and_weights(cfg):
+    """Builder keys exist in the builder's signature; 'imagenet' only where pretrained weights exist."""
+    from kerasclf.registry import MODELS
+
+    entry = MODELS.get(cfg.model.name)
+    params = inspect.signature(entry.factory).parameters
+    accepted = [p for p in params if p not in ("x", "weights")]
+    own = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "kwargs"]
+    for name in cfg.model.kwargs:
+        if name not in accepted:
+            raise ConfigError(
+                f"Unknown config key '{name}' in section 'model' for model '{cfg.model.name}'."
+                f"{did_you_mean(name, accepted + own)} Valid keys there: {', '.join(own + accepted)}."
+            )
+    if cfg.model.weights == "imagenet" and not entry.meta.get("pretrained"):
+        pretrained = [e.name for e in MODELS.entries() if e.meta.get("pretrained")]
+        raise ConfigError(
+            f"model.weights=imagenet: model '{cfg.model.name}' has no pretrained weights (it is trained from "
+            f"scratch). Use model.weights=none, or a pretrained model: {', '.join(pretrained)}."
+        )
+
+
+def _schedule_options(cfg):
+    o = cfg.optim
+    if o.schedule == "step" and o.warmup_epochs:
+        raise ConfigError("optim.schedule=step does not take optim.warmup_epochs; use cosine or onecycle, or set it to 0.")
+    if o.warmup_epochs >= cfg.train.epochs:
+        raise ConfigError(
+            f"optim.warmup_epochs ({o.warmup_epochs}) must be shorter than train.epochs ({cfg.train.epochs})."
+        )
+    if o.nesterov and not o.momentum:
+        raise ConfigError("optim.nesterov=true needs optim.momentum > 0 (Nesterov is a kind of momentum).")
+
+
+def _monitor_is_logged(cfg):
+    if cfg.train.monitor.startswith("test_") and not cfg.train.eval_test_each_epoch:
+        raise ConfigError(
+            f"train.monitor={cfg.train.monitor!r} is logged only with train.eval_test_each_epoch=true; "
+            "set that, or monitor val_accuracy / val_loss."
+        )
+
+
+def label_format(cfg):
+    """The label format the run feeds: one-hot when smoothing or batch mixing needs it, or
+    when the loss takes nothing else; class indices otherwise (cheaper)."""
+    from kerasclf.registry import LOSSES
+
+    accepted = LOSSES.get(cfg.loss.name).meta.get("labels", ("sparse",))
+    wants_one_hot = cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
+    if wants_one_hot or "sparse" not in accepted:
+        if "one_hot" not in accepted:
+            raise ConfigError(
+                f"loss.name={cfg.loss.name!r} takes class indices only, but label smoothing / MixUp / CutMix "
+                "need one-hot targets: set loss.label_smoothing=0 and augment.mixup=augment.cutmix=0, "
+                "or choose loss.name=crossentropy."
+            )
+        return "one_hot"
+    return "sparse"
+
+
+def _mixing_on_host(cfg):
+    if cfg.train.data_on_device is True and (cfg.augment.mixup or cfg.augment.cutmix):
+        raise ConfigError(
+            "MixUp/CutMix run in the tf.data pipeline, not on the device-resident path: "
+            "set train.data_on_device=false (or auto), or turn augment.mixup/cutmix off."
+        )
+
+
+CROSS_CHECKS = [
+    _fractions_leave_training_data,
+    _model_keys_and_weights,
+    _schedule_options,
+    _monitor_is_logged,
+    label_format,  # raises when the loss cannot take the labels that smoothing/mixing need
+    _mixing_on_host,
+]
+
+
+def parse_trainable(spec):
+    """'last:3' -> ('last', 3); 'from:block5_conv1' -> ('from', 'block5_conv1'); ConfigError otherwise."""
+    parsed = _parse_trainable_or_none(spec)
+    if parsed is None:
+        raise ConfigError(f"model.trainable = {spec!r} is not a freeze policy. Valid forms: {TRAINABLE_HELP}.")
+    return parsed
+
+
+def _parse_trainable_or_none(spec):
+    text = "full" if spec is None else str(spec).strip()
+    if text in ("full", "head"):
+        return text, None
+    match = re.fullmatch(r"last:\s*(\d+)", text)
+    if match and int(match.group(1)) >= 1:
+        return "last", int(match.group(1))
+    match = re.fullmatch(r"from:\s*(\S.*)", text)
+    if match:
+        return "from", match.group(1).strip()
+    return None
 
 
 def to_dict(cfg):

@@ -1,9 +1,27 @@
-"""A name -> factory registry, the way timm and keras-hub look models up by name."""
+"""Name -> factory registries, the way timm and keras-hub look models up by name.
 
+Every registry of the package is created here, at the bottom layer, together with the
+modules whose import fills it (`builtin_modules`). Those modules are imported the first
+time a registry is asked for a name (a plugin-style lazy load), so that `config.py` can
+check `model.name` or `optim.name` against the registry without importing Keras at
+module import time, and without importing upwards.
+
+Adding an entry is one decorator in one module:
+
+    from kerasclf.registry import LOSSES
+
+    @LOSSES.register("my_loss", labels=("sparse",))
+    def my_loss(loss_cfg, labels): ...
+
+and, for a module of the package, its name in the registry's `builtin_modules` below
+(user code just imports its module before running; see README "Extending kerasclf").
+"""
+
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-from kerasclf.errors import KerasclfError, did_you_mean
+from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -15,14 +33,16 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind, error=KerasclfError, list_command=None):
+    def __init__(self, kind, error=KerasclfError, list_command=None, builtin_modules=()):
         self.kind = kind
         self.error = error
         self.list_command = list_command
+        self.builtin_modules = tuple(builtin_modules)
         self._entries = {}
+        self._loaded = False
 
     def register(self, name, description="", **meta):
-        """Decorator; `meta` holds facts callers need before building (sizes, preprocessing)."""
+        """Decorator; `meta` holds facts callers need before building (sizes, label formats)."""
 
         def decorator(factory):
             if name in self._entries:
@@ -34,10 +54,20 @@ class Registry:
 
         return decorator
 
+    def load(self):
+        """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
+        inside builders, so a missing one fails only when that entry is used."""
+        if not self._loaded:
+            for module in self.builtin_modules:
+                importlib.import_module(module)
+            self._loaded = True
+        return self
+
     def get(self, name):
+        self.load()
         try:
             return self._entries[name]
-        except KeyError:
+        except (KeyError, TypeError):
             hint = f" Run `kerasclf {self.list_command}` to list them." if self.list_command else ""
             raise self.error(
                 f"Unknown {self.kind} {name!r}.{did_you_mean(name, self._entries)} "
@@ -45,10 +75,39 @@ class Registry:
             ) from None
 
     def names(self):
-        return sorted(self._entries)
+        return sorted(self.load()._entries)
 
     def entries(self):
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name):
-        return name in self._entries
+        return name in self.load()._entries
+
+
+MODELS = Registry(
+    "model", ModelError, list_command="models",
+    builtin_modules=(
+        "kerasclf.models.scratch",
+        "kerasclf.models.applications",
+        "kerasclf.models.hub",
+        "kerasclf.models.vit",
+        "kerasclf.models.airbench",
+    ),
+)
+DATASETS = Registry(
+    "data set", DataError, list_command="datasets",
+    builtin_modules=(
+        "kerasclf.data.sources.digits",
+        "kerasclf.data.sources.synthetic",
+        "kerasclf.data.sources.cifar",
+    ),
+)
+# The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
+HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
+LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
+SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
+REPORT_SECTIONS = Registry(
+    "report section", ConfigError, list_command="report-sections",
+    builtin_modules=("kerasclf.evaluation.sections",),
+)

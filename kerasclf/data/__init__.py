@@ -4,26 +4,17 @@
 names and the train split's per-channel statistics.
 """
 
-import importlib
 from dataclasses import dataclass
 
 from kerasclf.data.info import DatasetInfo
 from kerasclf.data.registry import DATASETS, RawDataset, register_dataset  # noqa: F401
 from kerasclf.data.splits import Split, channel_stats, limit_per_class, select_classes, stratified_split
-from kerasclf.errors import ConfigError
 
-_BUILTIN_MODULES = (
-    "kerasclf.data.sources.digits",
-    "kerasclf.data.sources.synthetic",
-    "kerasclf.data.sources.cifar",
-)
-FOLDER_PREFIX = "folder:"
+from kerasclf.config import FOLDER_PREFIX
 
 
 def load_builtin_datasets():
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    return DATASETS
+    return DATASETS.load()
 
 
 @dataclass
@@ -54,7 +45,6 @@ def load_raw(source, data_cfg):
 
 
 def build_dataset(data_cfg, seed=0):
-    _check_fractions(data_cfg)
     raw = load_raw(data_cfg.source, data_cfg)
     splits, class_names = raw.splits, list(raw.class_names)
     if data_cfg.classes is not None:
@@ -88,9 +78,3 @@ def build_dataset(data_cfg, seed=0):
     )
     return Dataset(info, train, val, test)
 
-
-def _check_fractions(data_cfg):
-    for key in ("val_fraction", "test_fraction"):
-        value = getattr(data_cfg, key)
-        if not 0 <= value < 1:
-            raise ConfigError(f"data.{key} must be in [0, 1), got {value}.")

@@ -40,7 +40,7 @@ def image_size_of(path):
 
 def decode_files(paths, size, workers=4):
     """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning."""
-    from kerasclf.data.pipeline import have_tensorflow
+    from kerasclf.backend import have_tensorflow
 
     if not have_tensorflow():
         array, kept, bad = _decode_files_pil(paths, size, workers)

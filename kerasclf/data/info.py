@@ -11,6 +11,7 @@ class DatasetInfo:
     channels: int = 3
     mean: list = field(default_factory=lambda: [127.5, 127.5, 127.5])  # train split, 0..255 units
     std: list = field(default_factory=lambda: [64.0, 64.0, 64.0])
+    task: str = "multiclass"  # decides the model's head, the loss and the reports (kerasclf.registry.HEADS)
 
     @property
     def num_classes(self):

@@ -6,13 +6,9 @@ TensorFlow graph (from_tensor_slices would embed it, and fails past 2 GB).
 Without TensorFlow (JAX-only installs): numpy arrays straight to `fit`, which shuffles.
 """
 
-import importlib.util
-
 import numpy as np
 
-
-def have_tensorflow():
-    return importlib.util.find_spec("tensorflow") is not None
+from kerasclf.backend import have_tensorflow
 
 
 def one_hot(y, num_classes):

@@ -2,10 +2,8 @@
 
 from dataclasses import dataclass
 
-from kerasclf.errors import DataError
-from kerasclf.registry import Registry
+from kerasclf.registry import DATASETS
 
-DATASETS = Registry("data set", DataError, list_command="datasets")
 register_dataset = DATASETS.register
 
 

@@ -6,37 +6,8 @@ layer); the run's config.yaml beside it, when present, reproduces the exact spli
 
 from pathlib import Path
 
-from kerasclf.errors import CheckpointError, DataError, first_line
-
-
-def load_checkpoint(path):
-    """Load a .keras file (safe mode) or raise a CheckpointError that says what to do."""
-    import keras
-
-    from kerasclf.models import register_serializables
-
-    register_serializables()
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint {str(path)!r} does not exist. Runs write logs/<run>/best.keras and last.keras; "
-            "pass one of those with --checkpoint."
-        )
-    try:
-        model = keras.saving.load_model(str(path), safe_mode=True)
-    except Exception as exc:  # zip/JSON/HDF5 errors all mean "not a usable checkpoint"
-        raise CheckpointError(
-            f"Could not read checkpoint {str(path)!r} ({first_line(exc)}). "
-            "It must be a .keras file written by `kerasclf train`; it may be truncated or from another tool."
-        ) from None
-    try:
-        labels = model.get_layer("labels")
-    except ValueError:
-        raise CheckpointError(
-            f"Checkpoint {str(path)!r} is a Keras model but not a kerasclf one (no 'labels' layer with class "
-            "names); train it with `kerasclf train`."
-        ) from None
-    return model, labels
+from kerasclf.checkpoint import load_checkpoint
+from kerasclf.errors import CheckpointError, DataError
 
 
 def _run_config(checkpoint):
@@ -124,9 +95,9 @@ def _short(names, n=6):
 
 def _log_confusion_to_tensorboard(run_dir, split, result):
     """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only)."""
-    import importlib.util
+    from kerasclf.backend import have_tensorflow
 
-    if importlib.util.find_spec("tensorflow") is None:
+    if not have_tensorflow():
         return
     import numpy as np
     import tensorflow as tf

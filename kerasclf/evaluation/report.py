@@ -1,8 +1,11 @@
-"""write_report: every evaluation artefact for one split, tied together by report.md."""
+"""write_report: every evaluation artefact for one split, tied together by report.md.
+
+The tables, figures and metrics.json are written here; report.md is rendered from the
+registered report sections (kerasclf.evaluation.sections).
+"""
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from kerasclf.evaluation.metrics import (
     roc_curves,
     to_jsonable,
 )
+from kerasclf.evaluation.sections import ReportContext, per_class_table, render
 
 
 def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=None,
@@ -46,8 +50,12 @@ def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=
                           images, history_csv)
     metrics = _metrics(summary, roc, split, title, extra)
     _write_json(out / "metrics.json", metrics)
+    ctx = ReportContext(
+        out=out, title=title, split=split, summary=summary, metrics=metrics, figures=pngs, run=run,
+        arrays={"y_true": y_true, "y_pred": y_pred, "y_prob": y_prob, "images": images},
+    )
     report_path = out / "report.md"
-    report_path.write_text(_markdown(summary, metrics, pngs, out, title, split, run))
+    report_path.write_text(render(ctx))
     return {**metrics, "report_path": str(report_path)}
 
 
@@ -55,14 +63,6 @@ def _write_json(path, value):
     with open(path, "w") as f:
         json.dump(to_jsonable(value), f, indent=2)
         f.write("\n")
-
-
-def per_class_table(per_class):
-    """Markdown table lines: class | accuracy ("93.40% (934/1000)")."""
-    lines = ["| class | accuracy |", "|---|---|"]
-    # a "|" inside a class name would split the cell
-    lines += [f"| {row['class'].replace('|', '&#124;')} | {row['text']} |" for row in per_class]
-    return lines
 
 
 def _write_tables(out, summary, class_names, y_true, y_pred, y_prob):
@@ -137,61 +137,3 @@ def _metrics(summary, roc, split, title, extra):
         "confusion": summary["confusion"],
     }
     return {**(extra or {}), **computed}
-
-
-# (key, label) of the run facts report.md shows, in order; missing keys are left out.
-RUN_FIELDS = (
-    ("model", "model"),
-    ("dataset", "trained on"),
-    ("trainable", "trainable policy"),
-    ("params_total", "parameters"),
-    ("params_trainable", "trainable parameters"),
-    ("weight_layers", "weight layers"),
-    ("trainable_weight_layers", "trainable weight layers"),
-    ("epochs_run", "epochs run"),
-    ("best_epoch", "best epoch"),
-    ("best_val_accuracy", "best validation accuracy"),
-    ("wall_seconds", "training wall time (s)"),
-)
-
-
-def _run_section(run):
-    lines = ["## Run", ""]
-    for key, label in RUN_FIELDS:
-        if run.get(key) is not None:
-            value = run[key]
-            value = f"{value:,}" if isinstance(value, int) else (f"{value:.4f}" if isinstance(value, float) else value)
-            lines.append(f"- {label}: {value}")
-    frozen = run.get("frozen_layers") or []
-    if frozen:
-        shown = ", ".join(frozen[:20]) + (f", ... ({len(frozen)} in all)" if len(frozen) > 20 else "")
-        lines.append(f"- frozen layers: {shown}")
-    return lines + [""]
-
-
-def _markdown(summary, metrics, pngs, out, title, split, run=None):
-    by_name = {row["class"]: row["text"] for row in summary["per_class"]}
-    auc = metrics["macro_auc"]
-    lines = [
-        f"# {title or 'Evaluation report'}",
-        "",
-        f"- split: **{split}**",
-        f"- size: {summary['size']}",
-        f"- accuracy: **{100 * summary['accuracy']:.2f}%**",
-        f"- macro F1: {metrics['f1_macro']:.4f}",
-        f"- macro ROC AUC (one-vs-rest): {'n/a' if auc is None else f'{auc:.4f}'}",
-    ]
-    if summary["best_class"] is not None:
-        lines += [
-            f"- best class: **{summary['best_class']}** {by_name[summary['best_class']]}",
-            f"- worst class: **{summary['worst_class']}** {by_name[summary['worst_class']]}",
-        ]
-    lines += [""] + (_run_section(run) if run else [])
-    lines += ["## Per-class accuracy", "", *per_class_table(summary["per_class"]), "",
-              "## Classification report", "", "```", summary["report_text"].rstrip(), "```", "",
-              "## Figures", ""]
-    for caption, path in pngs:
-        # relative links so the directory can be moved or published as a whole
-        rel = Path(os.path.relpath(path, out)).as_posix()
-        lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
-    return "\n".join(lines)

@@ -4,79 +4,43 @@ Everything a checkpoint needs to be evaluated (scaling, resize, class names) is 
 the model, so `best.keras` is self-contained.
 """
 
-import importlib
 import inspect
 
-from kerasclf.errors import ConfigError, did_you_mean
+from kerasclf.errors import ConfigError
 from kerasclf.models.registry import MODELS, register_model  # noqa: F401
-
-# Modules whose import registers builders.
-_BUILTIN_MODULES = (
-    "kerasclf.models.scratch",
-    "kerasclf.models.applications",
-    "kerasclf.models.hub",
-    "kerasclf.models.vit",
-    "kerasclf.models.airbench",
-)
-
-
-# Modules defining the other classes a saved model refers to (layers, LR schedules).
-_SERIALIZABLE_MODULES = (
-    "kerasclf.layers.preprocessing",
-    "kerasclf.layers.augment",
-    "kerasclf.training.schedules",
-)
-
-
-def register_serializables():
-    """Import every module with a registered Keras class, so any kerasclf .keras file loads."""
-    load_builtin_models()
-    for module in _SERIALIZABLE_MODULES:
-        importlib.import_module(module)
 
 
 def load_builtin_models():
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a missing dependency is a real error
-                raise
-    return MODELS
+    return MODELS.load()
 
 
 def builder_kwargs(model_cfg):
-    """The builder's keyword arguments from the `model` section, checked against its signature."""
-    entry = load_builtin_models().get(model_cfg.name)
-    params = inspect.signature(entry.factory).parameters
-    accepted = [p for p in params if p not in ("x", "num_classes")]
-    for key in model_cfg.kwargs:
-        if key not in accepted:
-            raise ConfigError(
-                f"Unknown config key '{key}' in section 'model' for model '{model_cfg.name}'."
-                f"{did_you_mean(key, accepted + ['name', 'weights', 'trainable', 'head_dropout'])} "
-                f"Valid keys there: name, weights, trainable, head_dropout, {', '.join(k for k in accepted if k not in ('weights', 'head_dropout'))}."
-            )
+    """(registry entry, the builder's keyword arguments) from the `model` section."""
+    entry = MODELS.get(model_cfg.name)  # the keys were checked against the builder when the config loaded
     kwargs = dict(model_cfg.kwargs)
-    if "head_dropout" in params:
-        kwargs["head_dropout"] = model_cfg.head_dropout
-    if "weights" in params:
-        kwargs["weights"] = model_cfg.weights
+    if entry.meta.get("pretrained"):
+        # a .keras checkpoint replaces any pretrained weights (kerasclf.checkpoint transfers it)
+        kwargs["weights"] = None if is_checkpoint(model_cfg.weights) else model_cfg.weights
     return entry, kwargs
 
 
 def build_model(cfg, info):
-    """Build the full model for `info` (a kerasclf.data.DatasetInfo) from the config."""
+    """Build the full model for `info` (a kerasclf.data.DatasetInfo) from the config.
+
+    uint8 images -> preprocessing -> augmentation -> [resize] -> builder -> `embedding`
+    -> task head -> `probabilities` -> LabelInfo. A `.weights.h5` file in model.weights is
+    loaded here; a `.keras` checkpoint is transferred by the caller (kerasclf.checkpoint).
+    """
     import keras
 
     from kerasclf.layers.augment import build_augmentation
     from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
+    from kerasclf.models.freeze import apply_trainable
+    from kerasclf.models.heads import EMBEDDING
+    from kerasclf.registry import HEADS
 
     entry, kwargs = builder_kwargs(cfg.model)
     meta = entry.meta
-    from_checkpoint = _is_checkpoint(cfg.model.weights)
-    if from_checkpoint and "weights" in kwargs:
-        kwargs["weights"] = None  # the checkpoint's weights replace any pretrained ones
     height, width = info.image_size
     inputs = keras.Input(shape=(height, width, info.channels), dtype="uint8", name="image")
     mode = meta.get("preprocessing", "unit")
@@ -91,30 +55,43 @@ def build_model(cfg, info):
     target = _network_input_size(meta, (height, width), kwargs.get("image_size"))
     if target != (height, width):
         x = keras.layers.Resizing(*target, interpolation="bilinear", name="resize")(x)
-    probs = _call_builder(entry, x, info.num_classes, kwargs)
+    embedding = keras.layers.Identity(name=EMBEDDING)(_call_builder(entry, x, kwargs))
+    head = HEADS.get(info.task).factory
+    outputs = head(embedding, info.num_classes, dropout=cfg.model.head_dropout, use_bias=meta.get("head_bias", True))
     outputs = LabelInfo(
-        class_names=info.class_names, source=info.source, image_size=[height, width], name="labels"
-    )(probs)
+        class_names=info.class_names, source=info.source, image_size=[height, width], task=info.task, name="labels"
+    )(outputs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
-    if from_checkpoint or (cfg.model.weights not in (None, "none", "imagenet") and not meta.get("pretrained")):
+    if _is_weights_file(cfg.model.weights) and not meta.get("pretrained"):
         from kerasclf.models.weights import load_full_weights
 
         load_full_weights(model, cfg.model.weights)
-    from kerasclf.models.freeze import apply_trainable
-
     apply_trainable(model, cfg.model.trainable)  # idempotent; callers may re-apply for the summary
     return model
 
 
-def _is_checkpoint(weights):
-    """A .keras file as model.weights: transfer from one of your own runs (see weights.py)."""
+def embedding_model(model):
+    """images -> the model's `embedding` (the input of its task head): a feature extractor."""
+    import keras
+
+    from kerasclf.models.heads import EMBEDDING
+
+    return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")
+
+
+def is_checkpoint(weights):
+    """A .keras file as model.weights: transfer from one of your own runs (kerasclf.checkpoint)."""
     return isinstance(weights, str) and weights.endswith(".keras")
 
 
-def _call_builder(entry, x, num_classes, kwargs):
+def _is_weights_file(weights):
+    return isinstance(weights, str) and weights not in ("imagenet",) and not is_checkpoint(weights)
+
+
+def _call_builder(entry, x, kwargs):
     """Run the builder; a TypeError/ValueError there comes from a model key of the wrong kind."""
     try:
-        return entry.factory(x, num_classes, **kwargs)
+        return entry.factory(x, **kwargs)
     except (TypeError, ValueError) as exc:
         defaults = {
             name: p.default

@@ -48,6 +48,8 @@ class ScaledBias(layers.Layer):
     effective bias at the same relative rate as the other weights.
     """
 
+    normalization_part = True  # kerasclf.models.freeze: counted with the BatchNorm it completes
+
     def __init__(self, multiplier=8.0, **kwargs):
         super().__init__(**kwargs)
         self.multiplier = float(multiplier)
@@ -88,10 +90,10 @@ class PartialIdentity(keras.initializers.Initializer):
 
 @keras.saving.register_keras_serializable(package="kerasclf")
 class FlipTTA(layers.Wrapper):
-    """Test-time augmentation around a network that maps images to logits.
+    """Test-time augmentation around a network that maps images to embeddings (or logits).
 
     Training: the network alone. Inference (training False or None): level 1 averages the
-    logits of the images and their mirror images; level 2 gives those weight 1/2 and the
+    outputs of the images and their mirror images; level 2 gives those weight 1/2 and the
     mirrored pairs of the images translated by one pixel (reflect padding) up-left and
     down-right 1/4 each. Costs 2 (level 1) or 6 (level 2) forward passes per prediction.
     """
@@ -149,15 +151,15 @@ def _block(x, filters, name, momentum, bias_scale):
     return _bn_gelu(x, f"{name}_2", momentum, bias_scale)
 
 
-def _logits(x, num_classes, widths, whitening, bn_momentum, bias_scale, logit_scale, head_dropout):
+def _embedding(x, widths, whitening, bn_momentum, bias_scale, logit_scale):
+    """The network up to the head. The head is a bias-free dense layer, so scaling its input
+    by `logit_scale` gives exactly airbench's scaled logits (and the same gradients), and
+    averaging embeddings under TTA is averaging logits."""
     x = whitening(x)
     x = layers.Activation("gelu", name="whiten_gelu")(x)
     for i, width in enumerate(widths, start=1):
         x = _block(x, int(width), f"block{i}", bn_momentum, bias_scale)
     x = layers.GlobalMaxPooling2D(name="global_pool")(x)
-    if head_dropout:
-        x = layers.Dropout(head_dropout, name="head_dropout")(x)
-    x = layers.Dense(num_classes, use_bias=False, name="head_dense")(x)
     return layers.Rescaling(logit_scale, name="logit_scale")(x)
 
 
@@ -167,10 +169,10 @@ def _logits(x, num_classes, widths, whitening, bn_momentum, bias_scale, logit_sc
     "conv-pool-BN-GELU blocks 64/256/256, logits x 1/9 (ref 94% in ~10 epochs on a GPU)",
     preprocessing="standardize",
     needs_data=True,
+    head_bias=False,
 )
 def airbench(
     x,
-    num_classes,
     widths=(64, 256, 256),
     whiten_eps=5e-4,
     whiten_from="train",
@@ -178,8 +180,6 @@ def airbench(
     bias_scale=8.0,
     logit_scale=1.0 / 9.0,
     tta=0,
-    head_dropout=0.0,
-    weights=None,
 ):
     """The airbench94 network on `x` (standardised images).
 
@@ -196,14 +196,14 @@ def airbench(
     whitening = PatchWhitening(
         2, whiten_eps, data_init=isinstance(whiten_from, str) and whiten_from.lower() == "train", name="whiten"
     )
-    args = (num_classes, widths, whitening, bn_momentum, bias_scale, logit_scale, head_dropout)
+    args = (widths, whitening, bn_momentum, bias_scale, logit_scale)
     if tta:
         inner_in = keras.Input(shape=tuple(x.shape[1:]), name="airbench_input")
-        net = keras.Model(inner_in, _logits(inner_in, *args), name="airbench_net")
-        logits = FlipTTA(net, level=int(tta), name="tta")(x)
+        net = keras.Model(inner_in, _embedding(inner_in, *args), name="airbench_net")
+        embedding = FlipTTA(net, level=int(tta), name="tta")(x)
     else:
-        logits = _logits(x, *args)
+        embedding = _embedding(x, *args)
     if from_array:
         images = whiten_from() if callable(whiten_from) else whiten_from
         whitening.init_from_data(np.asarray(images))
-    return layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return embedding

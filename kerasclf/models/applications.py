@@ -9,7 +9,7 @@ import os
 import keras
 
 from kerasclf.errors import ModelError, first_line
-from kerasclf.models.pretrained import existing_file, pool_and_head, strict_load, weights_source
+from kerasclf.models.pretrained import existing_file, pool, strict_load, weights_source
 from kerasclf.models.registry import register_model
 
 # keras.applications "notop" weights: the URLs and md5 hashes keras.applications uses, so the
@@ -28,10 +28,10 @@ _APPS_WEIGHTS = {
     min_size=32,
     pretrained=True,
 )
-def vgg16(x, num_classes, weights=None, head_dropout=0.0, pooling="avg"):
+def vgg16(x, weights=None, pooling="avg"):
     """pooling: avg | max | flatten of the last conv block's features."""
     backbone = _application("vgg16", keras.applications.VGG16, x, weights)
-    return pool_and_head(backbone(x), num_classes, head_dropout, pooling)
+    return pool(backbone(x), pooling)
 
 
 @register_model(
@@ -41,10 +41,10 @@ def vgg16(x, num_classes, weights=None, head_dropout=0.0, pooling="avg"):
     min_size=32,
     pretrained=True,
 )
-def resnet50(x, num_classes, weights=None, head_dropout=0.0, pooling="avg"):
+def resnet50(x, weights=None, pooling="avg"):
     """pooling: avg | max | flatten of the last stage's features."""
     backbone = _application("resnet50", keras.applications.ResNet50, x, weights)
-    return pool_and_head(backbone(x), num_classes, head_dropout, pooling)
+    return pool(backbone(x), pooling)
 
 
 def _application(key, factory, x, weights):

@@ -4,7 +4,8 @@ Vocabulary
 ----------
 leaf layer
     Every layer of the model, in topological order, where a nested `keras.Model` (the
-    `backbone` sub-model) is replaced by its own layers, recursively. Layers *inside* a
+    `backbone` sub-model), or a wrapper layer around one (airbench's test-time augmentation
+    `FlipTTA`), is replaced by its own layers, recursively. Layers *inside* a
     custom layer (a ViT encoder block's attention and MLP) belong to that layer.
 weight layer
     A leaf layer that owns at least one trainable-capable variable (one created with
@@ -12,7 +13,7 @@ weight layer
     statistics or random-seed state) and that is not a normalization layer.
 normalization layer
     A leaf layer whose class name ends in "Normalization" (BatchNormalization,
-    LayerNormalization, GroupNormalization, ...). It is never counted as a weight layer: it
+    LayerNormalization, GroupNormalization, ...) or that sets `normalization_part = True`. It is never counted as a weight layer: it
     follows the weight layer that produced its input, found by walking back through
     single-input layers without weights (Activation, ZeroPadding, pooling, Dropout). In the
     conv -> BN nets here (VGG-style CNNs, ResNet v1, ResNet-9) that is the conv it
@@ -20,8 +21,8 @@ normalization layer
     producer exists (a pre-activation norm after an Add, or right after the input) it
     follows the next weight layer in topological order.
 head layer
-    A weight layer whose name starts with "head_" (`classification_head` names its dense
-    layer `head_dense`).
+    A weight layer whose name starts with "head_" (the task head, kerasclf.models.heads,
+    names its dense layer `head_dense`).
 
 Policies
 --------
@@ -41,30 +42,8 @@ attributes, saved in each layer's config, so they survive `model.save("x.keras")
 Apply a policy before `compile()`: Keras reads the flags when it builds the train step.
 """
 
-import re
-
+from kerasclf.config import TRAINABLE_HELP, parse_trainable
 from kerasclf.errors import ConfigError, closest
-
-_SPEC_HELP = (
-    "Valid forms: full (train everything), head (only the new classification head), "
-    "last:N (the last N weight layers, N >= 1), from:<layer_name> (that layer and everything "
-    "after it)."
-)
-
-
-def parse_trainable(spec):
-    """'last:3' -> ('last', 3); 'from:block5_conv1' -> ('from', 'block5_conv1'); ConfigError otherwise."""
-    text = "full" if spec is None else str(spec).strip()
-    if text in ("full", "head"):
-        return text, None
-    match = re.fullmatch(r"last:\s*(\d+)", text)
-    if match and int(match.group(1)) >= 1:
-        return "last", int(match.group(1))
-    match = re.fullmatch(r"from:\s*(\S.*)", text)
-    if match:
-        return "from", match.group(1).strip()
-    raise ConfigError(f"model.trainable = {spec!r} is not a freeze policy. {_SPEC_HELP}")
-
 
 def apply_trainable(model, spec):
     """Set every layer's `trainable` flag for policy `spec`; return `describe_trainable`'s summary.
@@ -84,7 +63,7 @@ def apply_trainable(model, spec):
         if not chosen:
             raise ConfigError(
                 f"model.trainable = 'head': model '{model.name}' has no head layers (named head_*). "
-                f"Use last:N or from:<layer_name> instead. {_SPEC_HELP}"
+                f"Use last:N or from:<layer_name> instead. Valid forms: {TRAINABLE_HELP}."
             )
     elif kind == "last":
         if arg > len(weight):
@@ -168,7 +147,9 @@ def weight_layer_names(model):
 
 
 def is_normalization(layer):
-    return type(layer).__name__.endswith("Normalization")
+    """A normalization layer, or one that declares itself part of one (`normalization_part = True`,
+    e.g. airbench's `ScaledBias`, the BatchNorm shift under another parametrisation)."""
+    return type(layer).__name__.endswith("Normalization") or getattr(layer, "normalization_part", False)
 
 
 def trainable_capable_weights(layer):
@@ -230,11 +211,20 @@ class _Graph:
     def _walk(self, model, prefix):
         for layer in model.layers:
             path = f"{prefix}{layer.name}"
-            if isinstance(layer, self._keras.Model):
+            inner = self._inner_model(layer)
+            if inner is not None:
                 self.containers.append((path, layer))
-                self._walk(layer, path + "/")
+                self._walk(inner, path + "/")
             else:
                 self.leaves.append((path, layer))
+
+    def _inner_model(self, layer):
+        """The model inside a nested model or a wrapper of one (airbench's FlipTTA), else None."""
+        if isinstance(layer, self._keras.Model):
+            return layer
+        if isinstance(layer, self._keras.layers.Wrapper) and isinstance(layer.layer, self._keras.Model):
+            return layer.layer
+        return None
 
     def _is_weight(self, layer):
         return bool(trainable_capable_weights(layer)) and not is_normalization(layer)

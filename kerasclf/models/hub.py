@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 
 from kerasclf.errors import ModelError, first_line
-from kerasclf.models.pretrained import existing_file, pool_and_head, strict_load, weights_source
+from kerasclf.models.pretrained import existing_file, pool, strict_load, weights_source
 from kerasclf.models.registry import register_model
 
 # The KerasHub preset and the constructor arguments that rebuild its architecture offline
@@ -35,7 +35,7 @@ RESNET18_ARCH = {
     min_size=32,
     pretrained=True,
 )
-def resnet18(x, num_classes, weights=None, head_dropout=0.0, pooling="avg"):
+def resnet18(x, weights=None, pooling="avg"):
     """ImageNet preprocessing of the preset's image converter: RGB / 255, ImageNet mean/std."""
     source = weights_source(weights)
     cls = import_keras_hub("resnet18").models.ResNetBackbone
@@ -49,7 +49,7 @@ def resnet18(x, num_classes, weights=None, head_dropout=0.0, pooling="avg"):
         path = existing_file(source, "resnet18", preset_dir=True)
         backbone = _plain_functional(cls(**RESNET18_ARCH, image_shape=tuple(x.shape[1:])))
         load_backbone_file(backbone, path, "resnet18")
-    return pool_and_head(backbone(x), num_classes, head_dropout, pooling)
+    return pool(backbone(x), pooling)
 
 
 def import_keras_hub(key):

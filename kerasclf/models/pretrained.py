@@ -3,7 +3,7 @@
 The builders (kerasclf.models.applications: VGG16, ResNet-50; kerasclf.models.hub:
 ResNet-18; kerasclf.models.vit: ViT-B/16) each nest the network as a plain functional
 sub-model named `backbone` (so the freeze flags of its layers are saved in the checkpoint,
-see kerasclf.models.freeze), pool its features and add `classification_head`.
+see kerasclf.models.freeze) and pool its features: the embedding that the task head takes.
 
 `model.weights` (the builders' `weights` argument):
   "imagenet"   the ecosystem's own download, cached where that ecosystem caches it:
@@ -24,7 +24,6 @@ from pathlib import Path
 from keras import layers
 
 from kerasclf.errors import ModelError
-from kerasclf.models.heads import classification_head
 
 _POOLING = ("avg", "max", "flatten")
 
@@ -70,14 +69,12 @@ def strict_load(load):
     return result
 
 
-def pool_and_head(features, num_classes, head_dropout, pooling):
-    """pooling: avg | max | flatten of a conv backbone's features, then `classification_head`."""
+def pool(features, pooling):
+    """pooling: avg | max | flatten of a conv backbone's features (the model's embedding)."""
     if pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="pool")(features)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="pool")(features)
-    elif pooling == "flatten":
-        x = layers.Flatten(name="flatten")(features)
-    else:
-        raise ModelError(f"pooling must be one of {', '.join(_POOLING)}; got {pooling!r}.")
-    return classification_head(x, num_classes, head_dropout)
+        return layers.GlobalAveragePooling2D(name="pool")(features)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="pool")(features)
+    if pooling == "flatten":
+        return layers.Flatten(name="flatten")(features)
+    raise ModelError(f"pooling must be one of {', '.join(_POOLING)}; got {pooling!r}.")

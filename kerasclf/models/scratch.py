@@ -2,18 +2,17 @@
 
 from keras import layers
 
-from kerasclf.models.heads import classification_head
 from kerasclf.models.registry import register_model
 
 
 @register_model("mlp", description="3 dense layers (CIFAR-10 baseline, ref 51%)", preprocessing="standardize")
-def mlp(x, num_classes, units=(512, 256), dropout=0.0, head_dropout=0.0, weights=None):
+def mlp(x, units=(512, 256), dropout=0.0):
     x = layers.Flatten(name="flatten")(x)
     for i, n in enumerate(units, start=1):
         x = layers.Dense(n, activation="relu", name=f"dense{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout{i}")(x)
-    return classification_head(x, num_classes, head_dropout)
+    return x
 
 
 @register_model(
@@ -23,15 +22,12 @@ def mlp(x, num_classes, units=(512, 256), dropout=0.0, head_dropout=0.0, weights
 )
 def cnn(
     x,
-    num_classes,
     filters=(32, 64, 128),
     convs_per_block=2,
     dense=(512, 256),
     batch_norm=False,
     dropout=0.0,
     conv_dropout=0.0,
-    head_dropout=0.0,
-    weights=None,
 ):
     """`dropout` applies after dense layers, `conv_dropout` after each pooling (grown per block)."""
     for b, f in enumerate(filters, start=1):
@@ -51,7 +47,7 @@ def cnn(
         x = layers.Activation("relu", name=f"dense_relu{i}")(x)
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout{i}")(x)
-    return classification_head(x, num_classes, head_dropout)
+    return x
 
 
 def _conv_bn(x, filters, name, pool=False):
@@ -74,7 +70,7 @@ def _residual(x, filters, name):
     description="ResNet-9 (Myrtle/DAWNBench CIFAR-10 net, ref 88.5% in 20 epochs)",
     preprocessing="standardize",
 )
-def resnet9(x, num_classes, width=64, head_dropout=0.0, weights=None):
+def resnet9(x, width=64):
     w = width
     x = _conv_bn(x, w, "prep")
     x = _conv_bn(x, 2 * w, "layer1", pool=True)
@@ -82,5 +78,4 @@ def resnet9(x, num_classes, width=64, head_dropout=0.0, weights=None):
     x = _conv_bn(x, 4 * w, "layer2", pool=True)
     x = _conv_bn(x, 8 * w, "layer3", pool=True)
     x = _residual(x, 8 * w, "res3")
-    x = layers.GlobalMaxPooling2D(name="global_pool")(x)
-    return classification_head(x, num_classes, head_dropout)
+    return layers.GlobalMaxPooling2D(name="global_pool")(x)

@@ -19,7 +19,6 @@ import keras
 from keras import layers, ops
 
 from kerasclf.errors import ModelError
-from kerasclf.models.heads import classification_head
 from kerasclf.models.hub import from_preset, import_keras_hub, load_backbone_file
 from kerasclf.models.pretrained import existing_file, weights_source
 from kerasclf.models.registry import register_model
@@ -45,9 +44,7 @@ VIT_B16_ARCH = {
 )
 def vit_b16(
     x,
-    num_classes,
     weights=None,
-    head_dropout=0.0,
     image_size=None,
     patch_size=16,
     num_layers=12,
@@ -109,7 +106,7 @@ def vit_b16(
         features = features[:, 0]
     else:
         features = layers.GlobalAveragePooling1D(name="pool")(features)
-    return classification_head(features, num_classes, head_dropout)
+    return features
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")

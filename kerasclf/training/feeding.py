@@ -51,7 +51,7 @@ class ResidentFeeder:
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
-    from kerasclf.data.pipeline import have_tensorflow
+    from kerasclf.backend import have_tensorflow
     from kerasclf.training.resident import table_bytes
 
     setting = cfg.train.data_on_device

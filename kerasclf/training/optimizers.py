@@ -1,34 +1,50 @@
-"""Optimizers by name: sgd (plain / momentum / Nesterov), adam (betas), adamw."""
+"""Optimizers by name (`optim.name`), Keras's own, each a registered factory.
+
+A factory is `fn(optim_cfg, learning_rate) -> keras.optimizers.Optimizer`, where
+`learning_rate` is a float or the schedule built from `optim.schedule`.
+"""
 
 import keras
 
-from kerasclf.errors import ConfigError, did_you_mean
+from kerasclf.registry import OPTIMIZERS
 from kerasclf.training.schedules import build_schedule
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+register_optimizer = OPTIMIZERS.register
+
+
+def _common(optim, learning_rate):
+    return {"learning_rate": learning_rate, "clipnorm": optim.clipnorm}
+
+
+@register_optimizer("sgd", description="SGD; optim.momentum, optim.nesterov (plain, momentum or Nesterov)")
+def sgd(optim, learning_rate):
+    return keras.optimizers.SGD(
+        momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay or None,
+        **_common(optim, learning_rate),
+    )
+
+
+@register_optimizer("adam", description="Adam; optim.beta_1, optim.beta_2 (weight_decay: decoupled, as Keras does)")
+def adam(optim, learning_rate):
+    return keras.optimizers.Adam(
+        beta_1=optim.beta_1, beta_2=optim.beta_2, weight_decay=optim.weight_decay or None,
+        **_common(optim, learning_rate),
+    )
+
+
+@register_optimizer("adamw", description="AdamW (weight_decay default 0.004 when 0)")
+def adamw(optim, learning_rate):
+    return keras.optimizers.AdamW(
+        beta_1=optim.beta_1, beta_2=optim.beta_2, weight_decay=optim.weight_decay or 0.004,
+        **_common(optim, learning_rate),
+    )
 
 
 def build_optimizer(optim, steps_per_epoch, epochs):
-    lr = build_schedule(optim, steps_per_epoch, epochs)
-    common = {"learning_rate": lr, "clipnorm": optim.clipnorm}
-    if optim.name == "sgd":
-        return keras.optimizers.SGD(
-            momentum=optim.momentum, nesterov=optim.nesterov, weight_decay=optim.weight_decay or None, **common
-        )
-    if optim.name == "adam":
-        return keras.optimizers.Adam(
-            beta_1=optim.beta_1, beta_2=optim.beta_2, weight_decay=optim.weight_decay or None, **common
-        )
-    if optim.name == "adamw":
-        return keras.optimizers.AdamW(
-            beta_1=optim.beta_1, beta_2=optim.beta_2, weight_decay=optim.weight_decay or 0.004, **common
-        )
-    raise ConfigError(
-        f"Unknown optim.name {optim.name!r}.{did_you_mean(optim.name, OPTIMIZERS)} Choose one of {', '.join(OPTIMIZERS)}."
-    )
+    learning_rate = build_schedule(optim, steps_per_epoch, epochs)
+    return OPTIMIZERS.get(optim.name).factory(optim, learning_rate)
 
 
 def current_lr(optimizer):
     """The learning rate in effect now (schedules evaluated at the optimizer's step)."""
-    lr = optimizer.learning_rate
-    return float(keras.ops.convert_to_numpy(lr))
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -8,82 +8,10 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-from kerasclf.config import dump_config
-
-
-@dataclass
-class Prepared:
-    cfg: object
-    data: object
-    model: object
-    summary: dict
-
-
-def setup_backend(cfg):
-    import keras
-
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
-
-
-def prepare(cfg):
-    """Build data and model (no training): what --dry-run prints and train() starts from."""
-    from kerasclf.data import build_dataset
-    from kerasclf.models import build_model, builder_kwargs
-    from kerasclf.models.freeze import apply_trainable
-
-    builder_kwargs(cfg.model)  # unknown model / model key: fail before loading (or downloading) data
-    _check_monitor(cfg)
-    setup_backend(cfg)
-    data = build_dataset(cfg.data, cfg.seed)
-    model = build_model(cfg, data.info)
-    _init_from_data(cfg, model, data)
-    trainable = apply_trainable(model, cfg.model.trainable)
-    summary = {
-        "dataset": cfg.data.source,
-        "class_names": data.info.class_names,
-        "num_classes": data.info.num_classes,
-        "image_size": list(data.info.image_size),
-        **data.sizes(),
-        "model": cfg.model.name,
-        **trainable,
-    }
-    return Prepared(cfg, data, model, summary)
-
-
-def _init_from_data(cfg, model, data):
-    """Models registered with needs_data (airbench's patch whitening) set layers from train images.
-
-    Skipped when weights come from a file: the saved, data-derived values are already loaded.
-    """
-    from kerasclf.models import load_builtin_models
-
-    if load_builtin_models().get(cfg.model.name).meta.get("needs_data") and cfg.model.weights in (None, "none"):
-        from kerasclf.models.data_init import init_from_data
-
-        init_from_data(model, data.train.x, seed=cfg.seed)
-
-
-def _check_monitor(cfg):
-    """train.monitor must be a value the run logs, or no epoch is ever 'best'."""
-    from kerasclf.errors import ConfigError, did_you_mean
-
-    logged = ["val_accuracy", "val_loss", "accuracy", "loss"]
-    if cfg.train.eval_test_each_epoch:
-        logged += ["test_accuracy", "test_loss"]
-    if cfg.train.monitor not in logged:
-        raise ConfigError(
-            f"train.monitor={cfg.train.monitor!r} is not logged by this run.{did_you_mean(cfg.train.monitor, logged)} "
-            f"Choose one of {', '.join(logged)} (test_* need train.eval_test_each_epoch=true)."
-        )
-
-
-def _uses_one_hot(cfg):
-    return cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
+from kerasclf.config import dump_config, label_format
+from kerasclf.training.assemble import prepare
 
 
 def _mixing_fn(cfg):
@@ -95,17 +23,14 @@ def _mixing_fn(cfg):
 
 
 def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
-    """Compile with the configured loss; `optim`/`epochs` override for a fine-tuning phase."""
-    import keras
-
+    """Compile with the configured loss (kerasclf.losses) and optimizer (kerasclf.training.optimizers);
+    `optim`/`epochs` override for a fine-tuning phase."""
     from kerasclf.layers.jit import warn_if_not_jit
+    from kerasclf.losses import build_loss
     from kerasclf.training.optimizers import build_optimizer
 
     optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
-    if _uses_one_hot(cfg):
-        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.loss.label_smoothing)
-    else:
-        loss = keras.losses.SparseCategoricalCrossentropy()
+    loss, _ = build_loss(cfg)
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -126,6 +51,7 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
     best.keras when it beats `best_so_far`."""
     import keras
 
+    from kerasclf.backend import have_tensorboard
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
 
     callbacks = [LearningRateLogger(), SystemMonitor()]
@@ -139,20 +65,13 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
         checkpoint_cls(str(run_dir / "last.keras")),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
     ]
-    if _tensorboard_available():
+    if have_tensorboard():
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
     if cfg.train.early_stop_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
         )
     return callbacks
-
-
-def _tensorboard_available():
-    import importlib.util
-
-    # keras.callbacks.TensorBoard writes through tf.summary: TensorFlow and TensorBoard are required.
-    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
 
 
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
@@ -178,8 +97,8 @@ def train(cfg, verbose=None):
 
     prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
-    feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
-    run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
+    feeder = choose_feeder(cfg, data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
+    run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
     dump_config(cfg, run_dir / "config.yaml")
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
@@ -252,7 +171,7 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 
 def _test_accuracy(checkpoint, split, batch_size):
-    from kerasclf.evaluation.evaluate import load_checkpoint
+    from kerasclf.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
     probs = model.predict(split.x, batch_size=batch_size, verbose=0)

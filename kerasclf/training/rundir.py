@@ -1,4 +1,4 @@
-"""Run directories: <log_dir>/<dataset>-<model>-<timestamp>/."""
+"""Run directories: <log_dir>/<name>-<timestamp>/ (name: the config's `name`, else <dataset>-<model>)."""
 
 import re
 import time
@@ -11,8 +11,9 @@ def dataset_slug(source):
     return source
 
 
-def make_run_dir(log_dir, source, model, run_name=None):
-    name = run_name or f"{dataset_slug(source)}-{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+def make_run_dir(log_dir, experiment, source, model, run_name=None):
+    stem = experiment or f"{dataset_slug(source)}-{model}"
+    name = run_name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     base = Path(log_dir) / name
     path, n = base, 1

@@ -1,15 +1,26 @@
-"""Learning-rate schedules by name: constant, step, cosine (Keras's own), onecycle (ours).
+"""Learning-rate schedules by name (`optim.schedule`): constant, step, cosine (Keras's own), onecycle.
 
-Keras has no one-cycle or constant-with-warmup schedule, so `WarmupSchedule` provides both
-in a few lines of keras.ops; it is registered so checkpoints load with safe_mode=True.
+A schedule is registered as `fn(optim_cfg, steps) -> float or LearningRateSchedule`, with
+`steps` a `Steps` (per_epoch, total, warmup: optimizer steps). Keras has no one-cycle or constant-with-warmup schedule, so
+`WarmupSchedule` provides both in a few lines of keras.ops; it is registered so checkpoints
+load with safe_mode=True.
 """
+
+from dataclasses import dataclass
 
 import keras
 from keras import ops
 
-from kerasclf.errors import ConfigError
+from kerasclf.registry import SCHEDULES
 
-SCHEDULES = ("constant", "step", "cosine", "onecycle")
+register_schedule = SCHEDULES.register
+
+
+@dataclass(frozen=True)
+class Steps:
+    per_epoch: int
+    total: int
+    warmup: int
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")
@@ -50,30 +61,43 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+@register_schedule("constant", description="optim.lr throughout (with optim.warmup_epochs: linear warm-up first)")
+def constant(optim, steps):
+    return optim.lr if steps.warmup == 0 else WarmupSchedule(optim.lr, steps.total, steps.warmup)
+
+
+@register_schedule("step", description="x optim.gamma every optim.step_epochs epochs")
+def step(optim, steps):
+    return keras.optimizers.schedules.ExponentialDecay(
+        optim.lr, decay_steps=max(optim.step_epochs * steps.per_epoch, 1), decay_rate=optim.gamma, staircase=True
+    )
+
+
+@register_schedule("cosine", description="cosine decay to optim.min_lr_fraction x lr, after optional warm-up")
+def cosine(optim, steps):
+    return keras.optimizers.schedules.CosineDecay(
+        0.0 if steps.warmup else optim.lr,
+        decay_steps=max(steps.total - steps.warmup, 1),
+        alpha=optim.min_lr_fraction,
+        warmup_target=optim.lr if steps.warmup else None,
+        warmup_steps=steps.warmup,
+    )
+
+
+@register_schedule("onecycle", description="linear warm-up (default 25% of training) then linear decay")
+def onecycle(optim, steps):
+    # Default warm-up: the first 25% of training, as in one-cycle / airbench recipes.
+    warmup = steps.warmup or int(0.25 * steps.total)
+    return WarmupSchedule(
+        optim.lr, steps.total, warmup, decay="linear", start_fraction=0.04, end_fraction=optim.min_lr_fraction
+    )
+
+
 def build_schedule(optim, steps_per_epoch, epochs):
     """A float or a LearningRateSchedule for `optim.schedule`."""
-    total = max(int(steps_per_epoch * epochs), 1)
-    warmup = int(round(optim.warmup_epochs * steps_per_epoch))
-    if optim.schedule == "constant":
-        return optim.lr if warmup == 0 else WarmupSchedule(optim.lr, total, warmup)
-    if optim.schedule == "step":
-        if warmup:
-            raise ConfigError("optim.schedule=step does not take warmup_epochs; use cosine or onecycle.")
-        return keras.optimizers.schedules.ExponentialDecay(
-            optim.lr, decay_steps=max(optim.step_epochs * steps_per_epoch, 1), decay_rate=optim.gamma, staircase=True
-        )
-    if optim.schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else optim.lr,
-            decay_steps=max(total - warmup, 1),
-            alpha=optim.min_lr_fraction,
-            warmup_target=optim.lr if warmup else None,
-            warmup_steps=warmup,
-        )
-    if optim.schedule == "onecycle":
-        # Default warm-up: the first 25% of training, as in one-cycle / airbench recipes.
-        warmup = warmup or int(0.25 * total)
-        return WarmupSchedule(optim.lr, total, warmup, decay="linear", start_fraction=0.04, end_fraction=optim.min_lr_fraction)
-    from kerasclf.errors import did_you_mean
-
-    raise ConfigError(f"Unknown optim.schedule {optim.schedule!r}.{did_you_mean(optim.schedule, SCHEDULES)} Choose one of {', '.join(SCHEDULES)}.")
+    steps = Steps(
+        per_epoch=steps_per_epoch,
+        total=max(int(steps_per_epoch * epochs), 1),
+        warmup=int(round(optim.warmup_epochs * steps_per_epoch)),
+    )
+    return SCHEDULES.get(optim.schedule).factory(optim, steps)

@@ -1,0 +1,65 @@
+"""Model assembly for a run: config -> data -> model (weights, data-derived layers, freezing).
+
+What `--dry-run` prints and what `train` starts from; nothing here trains.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Prepared:
+    cfg: object
+    data: object
+    model: object
+    summary: dict
+
+
+def setup_backend(cfg):
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.mixed_precision:
+        keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
+
+
+def prepare(cfg):
+    """Build data and model (no training)."""
+    from kerasclf.data import build_dataset
+    from kerasclf.models import build_model, is_checkpoint
+    from kerasclf.models.freeze import apply_trainable
+
+    setup_backend(cfg)
+    data = build_dataset(cfg.data, cfg.seed)
+    model = build_model(cfg, data.info)
+    if is_checkpoint(cfg.model.weights):
+        from kerasclf.checkpoint import transfer_from_checkpoint
+
+        transfer_from_checkpoint(model, cfg.model.weights)
+    _init_from_data(cfg, model, data)
+    trainable = apply_trainable(model, cfg.model.trainable)
+    summary = {
+        "name": cfg.name,
+        "dataset": cfg.data.source,
+        "task": data.info.task,
+        "class_names": data.info.class_names,
+        "num_classes": data.info.num_classes,
+        "image_size": list(data.info.image_size),
+        **data.sizes(),
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        **trainable,
+    }
+    return Prepared(cfg, data, model, summary)
+
+
+def _init_from_data(cfg, model, data):
+    """Models registered with needs_data (airbench's patch whitening) set layers from train images.
+
+    Skipped when weights come from a file: the saved, data-derived values are already loaded.
+    """
+    from kerasclf.registry import MODELS
+
+    if MODELS.get(cfg.model.name).meta.get("needs_data") and cfg.model.weights is None:
+        from kerasclf.models.data_init import init_from_data
+
+        init_from_data(model, data.train.x, seed=cfg.seed)
