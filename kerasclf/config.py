@@ -44,14 +44,18 @@ class Range:
     def __call__(self, value):
         low_ok = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
         high_ok = self.hi is None or (value < self.hi if self.hi_open else value <= self.hi)
-        if low_ok and high_ok:
-            return None
-        parts = []
+        return None if low_ok and high_ok else self.describe()
+
+    def describe(self):
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
         if self.lo is not None:
-            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
-        if self.hi is not None:
-            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
-        return " and ".join(parts)
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"
+
+
+def _num(x):
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,11 @@ class OneOf:
     values: tuple
 
     def __call__(self, value):
-        return None if value in self.values else "one of " + ", ".join(map(str, self.values))
+        # `is` for booleans: 1 == True in Python, but verbose=1 is not jit_compile=true
+        if any(value is v or (type(value) is type(v) and value == v) for v in self.values):
+            return None
+        shown = ", ".join("true" if v is True else "false" if v is False else str(v) for v in self.values)
+        return f"one of {shown}", did_you_mean(value, [str(v) for v in self.values])
 
 
 @dataclass(frozen=True)
@@ -68,18 +76,20 @@ class Registered:
 
     registry: str  # attribute name in kerasclf.registry: MODELS, LOSSES, OPTIMIZERS, SCHEDULES
 
-    def names(self):
+    def __call__(self, value):
         import kerasclf.registry as registries
 
-        return getattr(registries, self.registry).names()
-
-    def __call__(self, value):
-        names = self.names()
-        return None if value in names else f"one of {', '.join(names)}{did_you_mean(value, names)}"
+        registry = getattr(registries, self.registry)
+        names = registry.names()
+        if value in names:
+            return None
+        listing = f" (`kerasclf {registry.list_command}` lists them)" if registry.list_command else ""
+        return f"a registered {registry.kind}: one of {', '.join(names)}{listing}", did_you_mean(value, names)
 
 
 def key(default=None, check=None, factory=None):
-    """A config field with its constraint (a callable: value -> None, or what it should be)."""
+    """A config field with its constraint: a callable value -> None when valid, else what the
+    value must be (text, or (text, ' Did you mean "x"?'))."""
     if factory is not None:
         return field(default_factory=factory, metadata={"check": check})
     return field(default=default, metadata={"check": check})
@@ -102,9 +112,8 @@ def _run_name(value):
 def _source(value):
     if value.startswith(FOLDER_PREFIX):
         return None if value[len(FOLDER_PREFIX):].strip() else "folder:/path/to/images (the path is missing)"
-    return Registered("DATASETS")(value) and (
-        Registered("DATASETS")(value) + f", or {FOLDER_PREFIX}/path/to/images"
-    )
+    problem = Registered("DATASETS")(value)
+    return problem and (f"{problem[0]}, or {FOLDER_PREFIX}/path/to/your/images", problem[1])
 
 
 def _classes(value):
@@ -368,9 +377,11 @@ def _check_field(f, value, where):
     check = f.metadata.get("check")
     if check is None or value is None:
         return
-    expected = check(value)
-    if expected:
-        raise ConfigError(f"{where} must be {expected}; got {value!r}.")
+    problem = check(value)  # None, what the value must be, or (that, a "did you mean" hint)
+    if problem:
+        expected, hint = problem if isinstance(problem, tuple) else (problem, "")
+        optional = " or null" if type(None) in typing.get_args(f.type) else ""
+        raise ConfigError(f"{where} must be {expected}{optional}; got {value!r}.{hint}")
 
 
 def _normalise_weights(model):

@@ -171,7 +171,7 @@ def test_whiten_from_array_sets_kernel_in_the_builder():
 
     feats = standardized(uint8_images(n=16)).astype("float32")
     inputs = keras.Input((32, 32, 3))
-    model = keras.Model(inputs, airbench(inputs, 10, widths=SMALL, whiten_from=feats))
+    model = keras.Model(inputs, airbench(inputs, widths=SMALL, whiten_from=feats))
     layer = model.get_layer("whiten")
     assert layer.data_init is False  # a later init_from_data leaves it alone
     np.testing.assert_allclose(np_(layer.kernel), whitening_kernel(feats), rtol=1e-3, atol=1e-3)

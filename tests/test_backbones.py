@@ -16,7 +16,7 @@ import pytest
 
 from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
-from kerasclf.errors import ModelError
+from kerasclf.errors import ConfigError, ModelError
 from kerasclf.models import MODELS, _network_input_size, build_model, builder_kwargs, load_builtin_models
 from kerasclf.models.hub import RESNET18_ARCH
 from kerasclf.models.vit import VIT_B16_ARCH, vit_functional
@@ -318,7 +318,7 @@ def test_vit_preset_directory_of_other_size(tmp_path):
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet18", "vit_b16"])
 def test_missing_weights_file(tmp_path, name):
-    with pytest.raises(ModelError, match="not a file"):
+    with pytest.raises(ConfigError, match="nope.weights.h5', which does not exist"):
         build(name, weights=str(tmp_path / "nope.weights.h5"))
 
 

@@ -362,8 +362,10 @@ def test_test_fraction_carves_a_stratified_test_split(unbalanced):
 
 @pytest.mark.parametrize("key", ["val_fraction", "test_fraction"])
 def test_fraction_out_of_range_is_refused(unbalanced, key):
-    with pytest.raises(ConfigError, match=key):
-        build_dataset(data(f"folder:{unbalanced}", **{key: 1.5}))
+    from kerasclf.config import load_config
+
+    with pytest.raises(ConfigError, match=f"data.{key} must be in"):
+        load_config(None, [f"data.source=folder:{unbalanced}", f"data.{key}=1.5"])
 
 
 def test_classes_first_n(unbalanced):

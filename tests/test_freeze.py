@@ -62,7 +62,7 @@ CASES = [
         "from:transformer_block_1",
         ["transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"],
     ),
-    ("vit_b16", "full", ["embedding", "transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"]),
+    ("vit_b16", "full", ["patch_embedding", "transformer_block_1", "transformer_block_2", "encoder_norm", "head_dense"]),
 ]
 SLOW_CASES = [
     ("resnet50", "head", ["head_dense"]),
@@ -274,8 +274,8 @@ def test_last_n_larger_than_model():
         build("vgg16", "last:20")
 
 
-def test_bad_spec_fails_in_build_model():
-    with pytest.raises(ConfigError, match="Valid forms"):
+def test_bad_spec_fails_when_the_config_loads():
+    with pytest.raises(ConfigError, match="model.trainable must be full"):
         build("vgg16", "everything")
 
 

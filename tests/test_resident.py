@@ -39,9 +39,10 @@ def synthetic():
 
 def choose(cfg, data):
     from kerasclf.training.feeding import choose_feeder
-    from kerasclf.training.run import _mixing_fn, _uses_one_hot
+    from kerasclf.config import label_format
+    from kerasclf.training.run import _mixing_fn
 
-    return choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
+    return choose_feeder(cfg, data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
 
 
 # --- the pieces -------------------------------------------------------------------------------
@@ -97,13 +98,6 @@ def test_wrapped_model_on_indices_predicts_what_the_model_predicts_on_images(tmp
 
 
 # --- which feeder -----------------------------------------------------------------------------
-
-
-@pytest.mark.backend_agnostic
-def test_mixup_with_data_on_device_true_is_a_config_error(tmp_path, synthetic):
-    cfg = make_cfg(tmp_path, "train.data_on_device=true", "augment.mixup=0.2")
-    with pytest.raises(ConfigError, match="data_on_device"):
-        choose(cfg, synthetic)
 
 
 @pytest.mark.backend_agnostic

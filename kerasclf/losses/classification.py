@@ -17,5 +17,5 @@ def crossentropy(loss_cfg, labels):
                labels=("one_hot",), task="multiclass")
 def focal(loss_cfg, labels):
     return keras.losses.CategoricalFocalCrossentropy(
-        gamma=loss_cfg.focal_gamma, alpha=None, label_smoothing=loss_cfg.label_smoothing
+        gamma=loss_cfg.focal_gamma, alpha=1.0, label_smoothing=loss_cfg.label_smoothing
     )

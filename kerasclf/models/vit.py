@@ -284,7 +284,7 @@ def vit_functional(config, source=None):
         hidden_dim=config["hidden_dim"],
         use_class_token=config.get("use_class_token", True),
         use_patch_bias=config.get("use_patch_bias", True),
-        name="embedding",
+        name="patch_embedding",
     )(inputs)
     if dropout_rate:
         x = layers.Dropout(dropout_rate, name="encoder_dropout")(x)
@@ -310,7 +310,7 @@ def vit_functional(config, source=None):
 def copy_vit_weights(hub, backbone):
     """KerasHub ViTBackbone -> `vit_functional` model (same shapes, same variable order)."""
     encoder = hub.get_layer("vit_encoder")
-    pairs = [(hub.get_layer("vit_patching_and_embedding"), backbone.get_layer("embedding"))]
+    pairs = [(hub.get_layer("vit_patching_and_embedding"), backbone.get_layer("patch_embedding"))]
     pairs += [
         (block, backbone.get_layer(f"transformer_block_{i + 1}")) for i, block in enumerate(encoder.encoder_layers)
     ]

@@ -7,7 +7,6 @@ wraps the model so it takes indices (see resident.py).
 import keras
 
 from kerasclf.data.pipeline import fit_inputs, one_hot
-from kerasclf.errors import ConfigError
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30
@@ -54,14 +53,7 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
     from kerasclf.backend import have_tensorflow
     from kerasclf.training.resident import table_bytes
 
-    setting = cfg.train.data_on_device
-    if setting not in (True, False, "auto"):
-        raise ConfigError(f"train.data_on_device must be true, false or auto, got {setting!r}.")
-    if setting is True and mixing is not None:
-        raise ConfigError(
-            "MixUp/CutMix run in the tf.data pipeline, not on the device-resident path: "
-            "set train.data_on_device=false (or auto), or turn augment.mixup/cutmix off."
-        )
+    setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
     if setting == "auto":
         setting = (
             mixing is None
