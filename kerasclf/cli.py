@@ -79,13 +79,15 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
     click.echo(f"Report: {result['report_path']}")
 
 
-def _lister(command, registry_name, help_text, footer=None):
+def _lister(command, registry_name, help_text, footer=None, order=None):
     """A command that prints one line per entry of a registry (kerasclf.registry)."""
 
     def list_entries():
         import kerasclf.registry as registries
 
         entries = getattr(registries, registry_name).entries()
+        if order:
+            entries = sorted(entries, key=order)
         width = max([len(e.name) for e in entries] + [12]) + 2
         for entry in entries:
             click.echo(f"{entry.name:<{width}}{entry.description}")
@@ -101,7 +103,8 @@ _lister("models", "MODELS", "List the registered models.")
 _lister("losses", "LOSSES", "List the registered losses (loss.name).")
 _lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name).")
 _lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")
-_lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.")
+_lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.",
+        order=lambda e: (e.meta.get("order", 100), e.name))
 
 
 if __name__ == "__main__":

@@ -226,6 +226,7 @@ class TrainConfig:
 @dataclass
 class Config:
     name: Optional[str] = key(None, _run_name)  # the experiment's name: run directories are <name>-<timestamp>
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported first: your own registry entries
     seed: int = key(0, Range(0, 2**32 - 1))
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -349,9 +350,43 @@ def _build(cls, raw, where):
 
 
 def from_dict(raw):
+    if isinstance(raw, dict):
+        import_plugins(raw.get("plugins") or [])
     cfg = _build(Config, raw, "")
     validate(cfg)
     return cfg
+
+
+def import_plugins(plugins):
+    """Import the config's `plugins` (module names or .py files) so their registrations exist
+    before names are checked: how your own losses, optimizers, schedules, report sections,
+    models and data sets reach a run (README, "Extending kerasclf")."""
+    import importlib
+    import importlib.util
+    import sys
+
+    for plugin in [plugins] if isinstance(plugins, str) else plugins:
+        plugin = str(plugin)
+        try:
+            if plugin.endswith(".py"):
+                path = Path(plugin).expanduser().resolve()
+                name = f"kerasclf_plugin_{path.stem}"
+                if name in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(name, path)
+                if spec is None or not path.is_file():
+                    raise FileNotFoundError(f"no file {str(path)!r}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(plugin)
+        except Exception as exc:  # the plugin's own error, reported as the config's problem
+            sys.modules.pop(f"kerasclf_plugin_{Path(plugin).stem}", None)
+            raise ConfigError(
+                f"plugins: could not import {plugin!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
+                "Give an importable module name or the path of a .py file."
+            ) from None
 
 
 def validate(cfg):
