@@ -95,6 +95,8 @@ class TrainConfig:
     data_on_device: Union[bool, str] = "auto"  # auto: on every backend but TensorFlow, when it fits
     mixed_precision: Optional[str] = None  # None | mixed_float16 | mixed_bfloat16
     verbose: Union[int, str] = "auto"
+    gradient_flow_every: int = 0  # >= 0: mean/max |gradient| per weight layer before training and every N epochs (0 = off)
+    gradient_flow_batch: int = 64  # >= 1: images in the fixed probe batch (a seeded sample of the training split)
 
 
 @dataclass
@@ -250,6 +252,8 @@ def _check_ranges(cfg):
     need(t.steps_per_execution >= 1, "train.steps_per_execution", t.steps_per_execution, ">= 1")
     need(t.finetune_epochs >= 0, "train.finetune_epochs", t.finetune_epochs, ">= 0")
     need(t.finetune_lr_factor > 0, "train.finetune_lr_factor", t.finetune_lr_factor, "> 0")
+    need(t.gradient_flow_every >= 0, "train.gradient_flow_every", t.gradient_flow_every, ">= 0 (0 turns it off)")
+    need(t.gradient_flow_batch >= 1, "train.gradient_flow_batch", t.gradient_flow_batch, ">= 1")
 
 
 def to_dict(cfg):
