@@ -192,7 +192,8 @@ class GradientFlow(keras.callbacks.Callback):
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
-        with self._writer.as_default():
+        # record_if(True): Keras's TensorBoard callback records only every update_freq-th step meanwhile
+        with self._writer.as_default(), tf.summary.record_if(True):
             for s in stats:
                 tf.summary.histogram(f"gradients/{s['layer']}", s["values"], step=epoch)
                 tf.summary.scalar(f"gradient_mean_abs/{s['layer']}", s["mean_abs"], step=epoch)
