@@ -65,3 +65,16 @@ $(eval $(call experiment,cifar-resnet18-sgd-frozen,configs/cifar10/resnet18_sgd_
 $(eval $(call experiment,cifar-resnet18-adam-frozen,configs/cifar10/resnet18_adam_frozen.yaml))
 $(eval $(call experiment,cifar-vit-full,configs/cifar10/vit_full.yaml))
 $(eval $(call experiment,cifar-vit-head,configs/cifar10/vit_head.yaml))
+
+# --- Studies: a sweep of runs into logs/<study>/, then comparison.md / .csv and overlaid curves.
+# `make <target> ARGS="--set train.epochs=3 --parallel 2"`; re-running finishes only missing runs.
+# The study files (base config + grid or named runs) are configs/studies/<name>.yaml.
+define study
+$(1): install  ## study: $(2)
+	$(KCLF) sweep --study $(2) $$(ARGS)
+endef
+
+$(eval $(call study,catsdogs-optimizers,configs/studies/catsdogs_optimizers.yaml))
+$(eval $(call study,catsdogs-batch-sweep,configs/studies/catsdogs_batch_sweep.yaml))
+$(eval $(call study,catsdogs-betas-sweep,configs/studies/catsdogs_betas_sweep.yaml))
+$(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml))

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -105,6 +106,65 @@ _lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name)
 _lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")
 _lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.",
         order=lambda e: (e.meta.get("order", 100), e.name))
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base experiment YAML.")
+@click.option("--study", "study_path", type=click.Path(dir_okay=False), help="Study file (configs/studies/*.yaml): base config, grid or named runs.")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2", help="A key and its values; repeat for a grid (all combinations).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key in every run (repeatable).")
+@click.option("--name", default=None, help="Study name: runs go to <train.log_dir>/<name>/<run>/ (default from the config and grid keys).")
+@click.option("--parallel", default=1, show_default=True, type=int, help="Runs at the same time (each its own process).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--dry-run", is_flag=True, help="List the runs, their overrides and which are finished; run nothing.")
+def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+    """Run every point of a grid into logs/<study>/<run>/, then compare them.
+
+    Re-running the same command skips finished runs and re-does the others.
+    """
+    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run)
+
+
+def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+    from kerasclf.training.sweep import plan_sweep, run_sweep, states
+
+    plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
+    if dry_run:
+        current = states(plan)
+        click.echo(f"Study {plan.study_dir}: {len(plan.points)} runs")
+        for point in plan.points:
+            click.echo(f"  {point.name:<40} {current[point.name]:<10} {' '.join(point.texts)}")
+        return
+    try:
+        final = run_sweep(plan, parallel=parallel, echo=click.echo, argv=["kerasclf", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        sys.exit(130)
+    failed = [n for n, s in final.items() if s != "finished"]
+    if failed:
+        click.echo(f"{len(failed)} of {len(final)} runs did not finish: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Where to write comparison.md/.csv and the curves (default: the runs' common parent).")
+@click.option("--no-hparams", is_flag=True, help="Skip the TensorBoard HParams summary.")
+def compare(dirs, out_dir, no_hparams):
+    """Table (markdown + CSV) and overlaid curves over run directories, study directories or globs."""
+    import warnings
+
+    from kerasclf.evaluation.compare import SKIPPED_TEXT, compare as write
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(SKIPPED_TEXT))  # said below, without a source line
+        paths = _run(write, dirs, out_dir, hparams=not no_hparams)
+    if paths["skipped"]:
+        click.echo(f"Warning: {SKIPPED_TEXT}: {', '.join(paths['skipped'])}", err=True)
+    click.echo(f"Table: {paths['markdown']} (CSV: {paths['csv']})")
+    for png in paths["figures"]:
+        click.echo(f"Curves: {png}")
+    if paths.get("hparams"):
+        click.echo(f"TensorBoard HParams: tensorboard --logdir {paths['hparams']}")
 
 
 if __name__ == "__main__":

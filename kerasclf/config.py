@@ -221,6 +221,8 @@ class TrainConfig:
     data_on_device: Union[bool, str] = key("auto", OneOf((True, False, "auto")))  # auto: every backend but TensorFlow, when it fits
     mixed_precision: Optional[str] = key(None, OneOf(("mixed_float16", "mixed_bfloat16")))
     verbose: Union[int, str] = key("auto", OneOf(("auto", 0, 1, 2)))  # Keras fit verbosity
+    gradient_flow_every: int = key(0, AT_LEAST_0)  # mean/max |gradient| per weight layer before training and every N epochs (0 = off)
+    gradient_flow_batch: int = key(64, AT_LEAST_1)  # images in the fixed probe batch (a seeded sample of the training split)
 
 
 @dataclass

@@ -110,6 +110,11 @@ def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, image
                     "curves_lr": "learning rate"}
         for path in figures.plot_history(history_csv, out):
             pngs.append((f"Training curve: {captions.get(Path(path).stem, Path(path).stem)}", path))
+        from kerasclf.evaluation.resource_figures import plot_resources
+
+        resources = plot_resources(history_csv, out / "resources.png")
+        if resources:
+            pngs.append(("System resources per epoch", resources))
     return pngs
 
 

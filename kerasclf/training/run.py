@@ -93,6 +93,7 @@ def train(cfg, verbose=None):
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
     """
     from kerasclf.training.feeding import choose_feeder
+    from kerasclf.training.gradient_flow import gradient_flow_callbacks
     from kerasclf.training.rundir import make_run_dir
 
     prepared = prepare(cfg)
@@ -116,6 +117,7 @@ def train(cfg, verbose=None):
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     started = time.perf_counter()
     callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
+    callbacks += gradient_flow_callbacks(cfg, model, data, run_dir)
     log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
     if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
         from dataclasses import replace
@@ -127,6 +129,7 @@ def train(cfg, verbose=None):
         compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
         best = (min if mode == "min" else max)(log[monitor])
         callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
+        callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=cfg.train.epochs)
         total = cfg.train.epochs + cfg.train.finetune_epochs
         log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
         log = {k: list(v) + list(log2.get(k, [])) for k, v in log.items()}
