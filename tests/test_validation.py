@@ -33,8 +33,8 @@ def invalid_value(check):
 
 def constrained_keys():
     for section in dataclasses.fields(C.Config):
-        cls = section.default_factory if section.default_factory is not dataclasses.MISSING else None
-        fields = dataclasses.fields(cls) if cls and dataclasses.is_dataclass(cls) else [section]
+        cls = section.default_factory if dataclasses.is_dataclass(section.default_factory) else None
+        fields = dataclasses.fields(cls) if cls else [section]
         for f in fields:
             check = f.metadata.get("check")
             if check is None:
@@ -52,8 +52,8 @@ def test_every_key_of_every_section_is_constrained_or_free_text():
     """A new key must declare a check, unless its type alone says everything (bool, free text)."""
     free = {"data.data_dir", "data.cache", "model.weights", "model.kwargs", "train.log_dir", "plugins"}
     for section in dataclasses.fields(C.Config):
-        cls = section.default_factory if section.default_factory is not dataclasses.MISSING else None
-        for f in dataclasses.fields(cls) if cls and dataclasses.is_dataclass(cls) else [section]:
+        cls = section.default_factory if dataclasses.is_dataclass(section.default_factory) else None
+        for f in dataclasses.fields(cls) if cls else [section]:
             name = f.name if cls is None else f"{section.name}.{f.name}"
             if f.type is bool or name in free:
                 continue
