@@ -69,8 +69,8 @@ def test_plan_is_the_product_with_names_from_the_varying_values(tmp_path):
 def test_labels_fall_back_to_full_keys_when_they_clash(tmp_path):
     from kerasclf.training.sweep import plan_sweep
 
-    plan = plan_sweep(None, ["optim.beta_1=0.0,0.9", "model.beta_1=1"], [f"train.log_dir={tmp_path}"])
-    assert plan.points[1].name == "optim.beta_1-0.9_model.beta_1-1"
+    plan = plan_sweep(None, ["optim.name=sgd,adam", "model.name=cnn"], [f"train.log_dir={tmp_path}"])
+    assert plan.points[1].name == "optim.name-adam_model.name-cnn"
 
 
 @pytest.mark.parametrize("grid, extra, fragments", [
