@@ -70,7 +70,7 @@ def test_labels_fall_back_to_full_keys_when_they_clash(tmp_path):
     from kerasclf.training.sweep import plan_sweep
 
     plan = plan_sweep(None, ["optim.name=sgd,adam", "model.name=cnn"], [f"train.log_dir={tmp_path}"])
-    assert plan.points[1].name == "optim.name-adam_model.name-cnn"
+    assert plan.points[1].name == "optim-adam_model-cnn"  # "name-adam_name-cnn" would not say which
 
 
 @pytest.mark.parametrize("grid, extra, fragments", [
