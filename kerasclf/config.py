@@ -28,7 +28,12 @@ class DataConfig:
     test_fraction: float = 0.0  # carved from the pool when the source has no test split
     limit_per_class: Optional[int] = None  # keep at most N train images per class (quick runs)
     shuffle_buffer: Optional[int] = None  # None: the whole split
-    cache: bool = True  # keep decoded images in memory after the first epoch
+    # Image files (folders, cats-vs-dogs): decode them all into memory (false), stream them
+    # from disk through tf.data every epoch (true, needs TensorFlow), or "auto": stream when
+    # the decoded images would take more than memory_fraction of the available RAM.
+    stream: Union[bool, str] = "auto"  # auto | true | false
+    memory_fraction: float = 0.25  # (0, 1]: share of available RAM that "auto" allows
+    svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
 
 
 @dataclass
@@ -246,6 +251,8 @@ def _check_ranges(cfg):
     for key in ("val_fraction", "test_fraction"):
         value = getattr(d, key)
         need(0 <= value < 1, f"data.{key}", value, "in [0, 1)")
+    need(d.stream in ("auto", True, False), "data.stream", d.stream, "auto, true or false")
+    need(0 < d.memory_fraction <= 1, "data.memory_fraction", d.memory_fraction, "in (0, 1]")
     need(t.epochs >= 1, "train.epochs", t.epochs, ">= 1 (use `kerasclf train --dry-run` to build without training)")
     need(t.steps_per_execution >= 1, "train.steps_per_execution", t.steps_per_execution, ">= 1")
     need(t.finetune_epochs >= 0, "train.finetune_epochs", t.finetune_epochs, ">= 0")

@@ -57,6 +57,11 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
     setting = cfg.train.data_on_device
     if setting not in (True, False, "auto"):
         raise ConfigError(f"train.data_on_device must be true, false or auto, got {setting!r}.")
+    if setting is True and data.streamed:
+        raise ConfigError(
+            "train.data_on_device=true copies every image to the accelerator, but the data is streamed from "
+            "disk (data.stream): set data.stream=false to decode it into memory, or train.data_on_device=auto."
+        )
     if setting is True and mixing is not None:
         raise ConfigError(
             "MixUp/CutMix run in the tf.data pipeline, not on the device-resident path: "
@@ -65,6 +70,7 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
     if setting == "auto":
         setting = (
             mixing is None
+            and not data.streamed
             and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
             and table_bytes(data) <= RESIDENT_LIMIT_BYTES
         )

@@ -49,6 +49,7 @@ def prepare(cfg):
         "num_classes": data.info.num_classes,
         "image_size": list(data.info.image_size),
         **data.sizes(),
+        **data.notes,  # "streamed", and source facts such as the list of skipped files
         "model": cfg.model.name,
         **trainable,
     }
@@ -252,10 +253,11 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 
 def _test_accuracy(checkpoint, split, batch_size):
+    from kerasclf.data.pipeline import predict_inputs
     from kerasclf.evaluation.evaluate import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    probs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
 
