@@ -46,7 +46,7 @@ def _read(name, cache_dir):
     path = fetch(URL + filename, cache_dir, filename, sha256=sha256, what=f"svhn {name} ({filename})")
     try:
         return read_mat(path)
-    except (OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except Exception as exc:  # scipy raises MatReadError, IndexError, ValueError, ... on a broken file
         raise DataError(
             f"{path} is not a readable SVHN file ({type(exc).__name__}: {exc}). It may be truncated or "
             f"another file: delete it to download it again from {URL + filename}."
