@@ -63,10 +63,12 @@ def load_raw(source, data_cfg):
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
 
-def build_dataset(data_cfg, seed=0):
+def build_dataset(data_cfg, seed=0, keep_files=False):
+    """keep_files: leave image files on disk whatever data.stream says (for code that reads
+    them a chunk at a time, such as the data report; training needs data.stream for that)."""
     _check_fractions(data_cfg)
     raw = load_raw(data_cfg.source, data_cfg)
-    splits, class_names = _decode_or_stream(raw.splits, data_cfg), list(raw.class_names)
+    splits, class_names = _decode_or_stream(raw.splits, data_cfg, keep_files), list(raw.class_names)
     if data_cfg.classes is not None:
         splits, class_names = select_classes(splits, class_names, data_cfg.classes)
     train = splits["train"]
@@ -100,7 +102,7 @@ def build_dataset(data_cfg, seed=0):
     return Dataset(info, train, val, test, notes={**raw.notes, "streamed": streamed})
 
 
-def _decode_or_stream(splits, data_cfg):
+def _decode_or_stream(splits, data_cfg, keep_files=False):
     """Splits of files (FileImages) decoded into memory, or kept on disk to be streamed
     (data.stream / data.memory_fraction); array splits unchanged."""
     on_disk = [name for name, s in splits.items() if is_streamed(s)]
@@ -108,7 +110,7 @@ def _decode_or_stream(splits, data_cfg):
         return splits
     count = sum(len(splits[name]) for name in on_disk)
     size = splits[on_disk[0]].x.image_size
-    stream = choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
+    stream = keep_files or choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
     prepare = readable_split if stream else decode_split
     return {name: prepare(s, f"{data_cfg.source} ({name})") if name in on_disk else s for name, s in splits.items()}
 
