@@ -2,6 +2,7 @@
 statistics, image sizes from file headers, figures, report.md and report.json."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from kerasclf.evaluation.data_report import build_report_dataset, write_data_rep
 
 from test_study_datasets import write_svhn
 
-CIFAR_JPEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "train.tar.xz"
+# ../shared beside the checkout (KERASCLF_SHARED points elsewhere, e.g. from a git worktree)
+SHARED = Path(os.environ.get("KERASCLF_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+CIFAR_JPEG = SHARED / "data" / "cifar10-jpeg" / "train.tar.xz"
 
 
 def png_ok(path):

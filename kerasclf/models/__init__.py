@@ -17,6 +17,7 @@ _BUILTIN_MODULES = (
     "kerasclf.models.hub",
     "kerasclf.models.vit",
     "kerasclf.models.airbench",
+    "kerasclf.models.studies",
 )
 
 
