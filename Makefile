@@ -65,6 +65,14 @@ $(eval $(call experiment,cifar-resnet18-sgd-frozen,configs/cifar10/resnet18_sgd_
 $(eval $(call experiment,cifar-resnet18-adam-frozen,configs/cifar10/resnet18_adam_frozen.yaml))
 $(eval $(call experiment,cifar-vit-full,configs/cifar10/vit_full.yaml))
 $(eval $(call experiment,cifar-vit-head,configs/cifar10/vit_head.yaml))
+$(eval $(call experiment,stl10-resnet50-finetune,configs/stl10/resnet50_finetune.yaml))
+$(eval $(call experiment,svhn-cnn,configs/svhn/cnn.yaml))
+$(eval $(call experiment,svhn-resnet18,configs/svhn/resnet18.yaml))
+$(eval $(call experiment,svhn-resnet18-aug,configs/svhn/resnet18_aug.yaml))
+$(eval $(call experiment,catsdogs-cnn-adam,configs/catsdogs/cnn_adam.yaml))
+$(eval $(call experiment,catsdogs-cnn-sgd-bs1,configs/catsdogs/cnn_sgd_bs1.yaml))
+$(eval $(call experiment,catsdogs-cnn-sgd-bs64,configs/catsdogs/cnn_sgd_bs64.yaml))
+$(eval $(call experiment,catsdogs-cnn-momentum,configs/catsdogs/cnn_momentum.yaml))
 
 # --- Studies: a sweep of runs into logs/<study>/, then comparison.md / .csv and overlaid curves.
 # `make <target> ARGS="--set train.epochs=3 --parallel 2"`; re-running finishes only missing runs.

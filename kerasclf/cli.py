@@ -108,6 +108,36 @@ _lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluatio
         order=lambda e: (e.meta.get("order", 100), e.name))
 
 
+@main.command("data-report")
+@click.option("--data", "data_spec", required=True, help="A registered data set (svhn, cifar10, ...) or folder:/path.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: logs/data-report-<name>).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Data config key, e.g. data.val_fraction=0.2 or data.image_size=[64,64] (repeatable).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the carved splits and of the samples shown.")
+@click.option("--samples-per-class", default=8, show_default=True, type=click.IntRange(1, 32))
+def data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
+    """Class counts per split, samples per class, channel statistics, image sizes, duplicates."""
+    _run(_data_report, data_spec, out_dir, data_dir, overrides, seed, samples_per_class)
+
+
+def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
+    from kerasclf.config import load_config
+    from kerasclf.evaluation.data_report import build_report_dataset, default_out_dir, write_data_report
+
+    cfg = load_config(None, [f"data.source={data_spec}", f"seed={seed}", *overrides])
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    dataset = build_report_dataset(cfg.data, cfg.seed)
+    result = write_data_report(dataset, out_dir or default_out_dir(data_spec), samples_per_class, cfg.seed)
+    numbers = result["numbers"]
+    click.echo(", ".join(f"{split}: {n:,} images" for split, n in numbers["sizes"].items())
+               + f"; {len(numbers['class_names'])} classes")
+    for pair, found in numbers["duplicates"]["between"].items():
+        click.echo(f"exact duplicates {pair}: {found['count']}")
+    click.echo(f"Report: {result['report_path']}")
+
+
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base experiment YAML.")
 @click.option("--study", "study_path", type=click.Path(dir_okay=False), help="Study file (configs/studies/*.yaml): base config, grid or named runs.")

@@ -150,7 +150,12 @@ class DataConfig:
     test_fraction: float = key(0.0, UNIT)  # carved from the pool when the source has no test split
     limit_per_class: Optional[int] = key(None, AT_LEAST_1)  # keep at most N train images per class (quick runs)
     shuffle_buffer: Optional[int] = key(None, AT_LEAST_1)  # None: the whole split
-    cache: bool = True  # keep decoded images in memory after the first epoch
+    # Image files (folders, cats-vs-dogs): decode them all into memory (false), stream them
+    # from disk through tf.data every epoch (true, needs TensorFlow), or "auto": stream when
+    # the decoded images would take more than memory_fraction of the available RAM.
+    stream: Union[bool, str] = key("auto", OneOf(("auto", True, False)))
+    memory_fraction: float = key(0.25, Range(0, 1, lo_open=True))  # share of available RAM that "auto" allows
+    svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
 
 
 @dataclass

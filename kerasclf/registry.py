@@ -92,6 +92,7 @@ MODELS = Registry(
         "kerasclf.models.hub",
         "kerasclf.models.vit",
         "kerasclf.models.airbench",
+        "kerasclf.models.studies",
     ),
 )
 DATASETS = Registry(
@@ -100,6 +101,9 @@ DATASETS = Registry(
         "kerasclf.data.sources.digits",
         "kerasclf.data.sources.synthetic",
         "kerasclf.data.sources.cifar",
+        "kerasclf.data.sources.stl10",
+        "kerasclf.data.sources.svhn",
+        "kerasclf.data.sources.catsdogs",
     ),
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).

@@ -4,6 +4,7 @@ With TensorFlow: a tf.data pipeline over batch *indices* (shuffle, batch, a nump
 optional MixUp/CutMix, prefetch). Gathering by index keeps the uint8 array out of the
 TensorFlow graph (from_tensor_slices would embed it, and fails past 2 GB).
 Without TensorFlow (JAX-only installs): numpy arrays straight to `fit`, which shuffles.
+Splits kept on disk (data.stream) are streamed by kerasclf.data.stream instead.
 """
 
 import numpy as np
@@ -21,6 +22,11 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
     `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
     shuffles itself, so fit gets shuffle=False (Keras warns when a Dataset gets shuffle=True).
     """
+    from kerasclf.data.files import is_streamed
+
+    if is_streamed(split):
+        return _streamed_inputs(split, batch_size, training, num_classes if one_hot_labels else None, seed, mixing,
+                                shuffle_buffer)
     y = one_hot(split.y, num_classes) if one_hot_labels else split.y
     if not have_tensorflow() or (not training and mixing is None):
         if mixing:
@@ -29,6 +35,39 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
         return {**inputs, "shuffle": True} if training else inputs
     inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
     return {**inputs, "shuffle": False} if training else inputs
+
+
+def predict_inputs(split, batch_size):
+    """Keyword arguments for model.predict over a split, in order (in memory or streamed)."""
+    from kerasclf.data.files import is_streamed
+
+    if is_streamed(split):
+        return {"x": _streamed_inputs(split, batch_size, False, None, 0, None, None)["x"]}
+    return {"x": split.x, "batch_size": batch_size}
+
+
+def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shuffle_buffer):
+    """Files read and decoded by tf.data each epoch (no decoded cache: memory stays flat)."""
+    import tensorflow as tf
+
+    from kerasclf.data.stream import folder_dataset
+
+    ds = folder_dataset(
+        split.x.paths, split.y, split.x.image_size, batch_size, training, seed=seed, cache=False,
+        shuffle_buffer=shuffle_buffer, num_classes=num_classes,
+    )
+    if mixing is not None:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            from kerasclf.errors import ConfigError
+
+            raise ConfigError(
+                "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
+                "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
+            )
+        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return {"x": ds, "shuffle": False} if training else {"x": ds}
 
 
 def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):

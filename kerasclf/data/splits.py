@@ -101,8 +101,11 @@ def limit_per_class(split, limit, seed):
 
 
 def channel_stats(x, max_images=10000, seed=0):
-    """Per-channel mean and std in 0..255 units (on a sample: exact enough, bounded cost)."""
+    """Per-channel mean and std in 0..255 units (on a sample: exact enough, bounded cost).
+
+    `x`: an array, or FileImages (only the sample is decoded)."""
     if len(x) > max_images:
-        x = x[np.random.default_rng(seed).choice(len(x), max_images, replace=False)]
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_images, replace=False))]
+    x = np.asarray(x)
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
     return flat.mean(0).tolist(), np.maximum(flat.std(0), 1e-3).tolist()

@@ -59,7 +59,9 @@ def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batc
             f"The data {dataset.info.source!r} has no {split!r} split (it has: {', '.join(available)}). "
             f"Use --split {available[-1]}, or set data.test_fraction / data.val_fraction when training."
         )
-    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
+    from kerasclf.data.pipeline import predict_inputs
+
+    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     run_dir = Path(checkpoint).parent
     out = Path(out_dir) if out_dir else run_dir / "eval" / split
     history = run_dir / "history.csv"

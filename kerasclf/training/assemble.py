@@ -45,6 +45,7 @@ def prepare(cfg):
         "num_classes": data.info.num_classes,
         "image_size": list(data.info.image_size),
         **data.sizes(),
+        **data.notes,  # "streamed", and source facts such as the list of skipped files
         "model": cfg.model.name,
         "loss": cfg.loss.name,
         **trainable,

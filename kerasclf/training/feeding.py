@@ -6,6 +6,8 @@ wraps the model so it takes indices (see resident.py).
 
 import keras
 
+from kerasclf.errors import ConfigError
+
 from kerasclf.data.pipeline import fit_inputs, one_hot
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
@@ -54,9 +56,15 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
     from kerasclf.training.resident import table_bytes
 
     setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
+    if setting is True and data.streamed:
+        raise ConfigError(
+            "train.data_on_device=true copies every image to the accelerator, but the data is streamed from "
+            "disk (data.stream): set data.stream=false to decode it into memory, or train.data_on_device=auto."
+        )
     if setting == "auto":
         setting = (
             mixing is None
+            and not data.streamed
             and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
             and table_bytes(data) <= RESIDENT_LIMIT_BYTES
         )

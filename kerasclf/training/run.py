@@ -175,9 +175,10 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 def _test_accuracy(checkpoint, split, batch_size):
     from kerasclf.checkpoint import load_checkpoint
+    from kerasclf.data.pipeline import predict_inputs
 
     model, _ = load_checkpoint(checkpoint)
-    probs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
 

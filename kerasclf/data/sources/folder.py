@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.data.files import FileImages
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files, image_size_of
 from kerasclf.data.registry import RawDataset
 from kerasclf.data.splits import Split
@@ -61,7 +62,9 @@ def _first_readable_size(paths, split_dir):
     )
 
 
-def load_folder(root, image_size=None):
+def load_folder(root, image_size=None, decode=True):
+    """RawDataset of the folder; decode=False leaves the files on disk (FileImages splits,
+    decoded or streamed later by build_dataset)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"Data folder {str(root)!r} does not exist. Use folder:/path/to/root with root/<class>/*.jpg.")
@@ -84,6 +87,9 @@ def load_folder(root, image_size=None):
     splits = {}
     for split, (paths, labels) in scanned.items():
         if not paths:
+            continue
+        if not decode:
+            splits[split] = Split(FileImages(paths, image_size), labels, paths)
             continue
         x, kept = decode_files(paths, tuple(image_size))
         if not kept:
