@@ -74,7 +74,7 @@ def test_both_paths_drop_the_same_broken_files_and_carve_the_same_splits(folder)
 
 
 @pytest.mark.parametrize("key, value, fragment", [
-    ("data.stream", "maybe", "data.stream must be auto, true or false"),
+    ("data.stream", "maybe", "data.stream must be one of auto, true, false"),
     ("data.memory_fraction", "0", "data.memory_fraction must be in (0, 1]"),
     ("data.memory_fraction", "1.5", "data.memory_fraction must be in (0, 1]"),
 ])
