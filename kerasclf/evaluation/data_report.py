@@ -90,7 +90,11 @@ def plot_image_sizes(size_counts, path, from_headers):
         low, high = min(values), max(values)
         bins = np.arange(low - 0.5, high + 1.5) if high - low < 40 else 40
         ax.hist(values, bins=bins, color="tab:blue")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if high - low < 10:  # a few sizes: a tick on each, and room around a single bar
+            ax.set_xticks(sorted(set(values)))
+            ax.set_xlim(low - 2, high + 2)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(f"{label} (pixels)")
         ax.set_ylabel("images")
         ax.set_title(f"{label}: {low} to {high}, median {np.median(values):g}", fontsize=10)
