@@ -36,6 +36,7 @@ class AugmentConfig:
     """Training-split augmentation, built from XLA-safe layers inside the model."""
 
     flip: bool = False  # random horizontal flip
+    flip_mode: str = "random"  # random | alternate (airbench: each image mirrored every other epoch)
     crop_padding: int = 0  # pad by N pixels (reflect) then random crop back
     translate: float = 0.0  # random translation, fraction of height/width
     rotation: float = 0.0  # max rotation in degrees
@@ -70,6 +71,11 @@ class OptimConfig:
     step_epochs: int = 30  # step schedule: decay every N epochs
     gamma: float = 0.1  # step schedule: decay factor
     min_lr_fraction: float = 0.0  # cosine/onecycle floor, as a fraction of lr
+    # Lookahead (kerasclf.training.lookahead; airbench94: 5, 0.95**5, 3): every N steps the
+    # weights are averaged into a slow copy and reset to it. int >= 0, 0 = off.
+    lookahead_every: int = 0
+    lookahead_decay: float = 0.7737809375  # in [0, 1]: the slow copy's final weight (0.95**5)
+    lookahead_power: float = 3.0  # >= 0: weight = decay * (step / total_steps) ** power
 
 
 @dataclass

@@ -24,7 +24,9 @@ _BUILTIN_MODULES = (
 _SERIALIZABLE_MODULES = (
     "kerasclf.layers.preprocessing",
     "kerasclf.layers.augment",
+    "kerasclf.layers.alternating_flip",
     "kerasclf.training.schedules",
+    "kerasclf.training.lookahead",
 )
 
 

@@ -127,8 +127,9 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
     import keras
 
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+    from kerasclf.training.epoch_hooks import EpochHooks
 
-    callbacks = [LearningRateLogger(), SystemMonitor()]
+    callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
     callbacks += [
