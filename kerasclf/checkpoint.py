@@ -19,7 +19,7 @@ from kerasclf.errors import CheckpointError, ModelError, first_line
 from kerasclf.registry import DATASETS, HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
 
 # Modules with serialisable Keras classes that no registry imports.
-_LAYER_MODULES = ("kerasclf.layers.preprocessing", "kerasclf.layers.augment")
+_LAYER_MODULES = ("kerasclf.layers.preprocessing", "kerasclf.layers.augment", "kerasclf.layers.alternating_flip")
 LABELS_LAYER = "labels"
 
 

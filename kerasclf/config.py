@@ -163,6 +163,7 @@ class AugmentConfig:
     """Training-split augmentation, built from XLA-safe layers inside the model."""
 
     flip: bool = False  # random horizontal flip
+    flip_mode: str = key("random", OneOf(("random", "alternate")))  # alternate: airbench's, each image mirrored every other epoch
     crop_padding: int = key(0, Range(0, 64))  # pad by N pixels (reflect) then random crop back
     translate: float = key(0.0, Range(0, 1, hi_open=True))  # random translation, fraction of height/width
     rotation: float = key(0.0, Range(0, 180))  # max rotation in degrees
@@ -197,6 +198,11 @@ class OptimConfig:
     step_epochs: int = key(30, AT_LEAST_1)  # step schedule: decay every N epochs
     gamma: float = key(0.1, Range(0, 1, lo_open=True))  # step schedule: decay factor
     min_lr_fraction: float = key(0.0, Range(0, 1))  # cosine/onecycle floor, as a fraction of lr
+    # Lookahead (kerasclf.training.lookahead; airbench94: 5, 0.95**5, 3): every N steps the
+    # weights are averaged into a slow copy and reset to it; 0 = off.
+    lookahead_every: int = key(0, AT_LEAST_0)
+    lookahead_decay: float = key(0.7737809375, Range(0, 1))  # the slow copy's final weight (0.95**5)
+    lookahead_power: float = key(3.0, AT_LEAST_0)  # weight = decay * (step / total_steps) ** power
 
 
 @dataclass
@@ -488,6 +494,8 @@ def _schedule_options(cfg):
         raise ConfigError(
             f"optim.warmup_epochs ({o.warmup_epochs}) must be shorter than train.epochs ({cfg.train.epochs})."
         )
+    if o.lookahead_every and o.name not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"optim.lookahead_every works with optim.name sgd, adam or adamw, not {o.name!r}.")
     if o.nesterov and not o.momentum:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0 (Nesterov is a kind of momentum).")
 

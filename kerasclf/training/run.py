@@ -53,8 +53,9 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
 
     from kerasclf.backend import have_tensorboard
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+    from kerasclf.training.epoch_hooks import EpochHooks
 
-    callbacks = [LearningRateLogger(), SystemMonitor()]
+    callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
     callbacks += [
