@@ -16,6 +16,7 @@ _BUILTIN_MODULES = (
     "kerasclf.data.sources.digits",
     "kerasclf.data.sources.synthetic",
     "kerasclf.data.sources.cifar",
+    "kerasclf.data.sources.tinyimagenet",
 )
 FOLDER_PREFIX = "folder:"
 
