@@ -18,6 +18,14 @@ from kerasclf.errors import ConfigError, did_you_mean
 
 
 @dataclass
+class SamplerConfig:
+    """Balanced P x K training batches (kerasclf.data.sampler); both null: plain shuffled batches."""
+
+    classes_per_batch: Optional[int] = None  # P >= 2, at most the number of classes
+    images_per_class: Optional[int] = None  # K >= 2; data.batch_size must equal P * K
+
+
+@dataclass
 class DataConfig:
     source: str = "digits"  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
@@ -29,6 +37,7 @@ class DataConfig:
     limit_per_class: Optional[int] = None  # keep at most N train images per class (quick runs)
     shuffle_buffer: Optional[int] = None  # None: the whole split
     cache: bool = True  # keep decoded images in memory after the first epoch
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # P x K batches for metric learning
 
 
 @dataclass
