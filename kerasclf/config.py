@@ -85,6 +85,13 @@ class OptimConfig:
 class LossConfig:
     name: str = "crossentropy"
     label_smoothing: float = 0.0
+    # Auxiliary metric-learning loss on the embedding (kerasclf.training.aux_loss):
+    aux: str = "none"  # none | triplet | center
+    aux_weight: float = 1.0  # >= 0: loss = CE + aux_weight * aux
+    margin: float = 0.2  # >= 0, triplet margin (distances of unit vectors: at most 2, or 4 squared)
+    mining: str = "semi_hard"  # batch_all | batch_hard | semi_hard
+    distance: str = "euclidean"  # euclidean | squared | cosine
+    center_alpha: float = 0.5  # [0, 1], rate of the centre update (Wen et al. 2016)
 
 
 @dataclass

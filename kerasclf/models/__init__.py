@@ -25,6 +25,7 @@ _SERIALIZABLE_MODULES = (
     "kerasclf.layers.preprocessing",
     "kerasclf.layers.augment",
     "kerasclf.training.schedules",
+    "kerasclf.training.aux_loss",  # KeepCenters: the centres saved with a center-loss run
 )
 
 

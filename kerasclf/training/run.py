@@ -36,8 +36,11 @@ def prepare(cfg):
     from kerasclf.models import build_model, builder_kwargs
     from kerasclf.models.freeze import apply_trainable
 
+    from kerasclf.training.aux_loss import check_aux_config
+
     builder_kwargs(cfg.model)  # unknown model / model key: fail before loading (or downloading) data
     _check_monitor(cfg)
+    check_aux_config(cfg)
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)
@@ -185,7 +188,12 @@ def train(cfg, verbose=None):
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
     verbose = cfg.train.verbose if verbose is None else verbose
-    fit_model = feeder.model_to_fit(model)
+    from kerasclf.training import aux_loss
+
+    aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
+    fit_model = feeder.model_to_fit(model) if aux is None else aux.fit_model(feeder.model_to_fit)
+    checkpoint_cls = feeder.checkpoint if aux is None else aux.checkpoint_class()
+    prepared.summary["aux_loss"] = aux_loss.aux_name(cfg)
     compile_model(fit_model, cfg, steps)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
     monitor, mode = _monitor(cfg, has_val)
@@ -196,7 +204,7 @@ def train(cfg, verbose=None):
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     started = time.perf_counter()
-    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
+    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls)
     log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
     if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
         from dataclasses import replace
@@ -207,7 +215,7 @@ def train(cfg, verbose=None):
         optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
         compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
         best = (min if mode == "min" else max)(log[monitor])
-        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
+        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=best)
         total = cfg.train.epochs + cfg.train.finetune_epochs
         log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
         log = {k: list(v) + list(log2.get(k, [])) for k, v in log.items()}
@@ -218,17 +226,18 @@ def train(cfg, verbose=None):
         metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
     if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
-        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val")
+        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val", embeddings=aux is not None)
     return run_dir, metrics
 
 
-def _evaluate_after(run_dir, data, split):
-    """Reports for the best checkpoint on the data already in memory; a failure keeps the run."""
+def _evaluate_after(run_dir, data, split, embeddings=False):
+    """Reports for the best checkpoint on the data already in memory; a failure keeps the run.
+    `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
     from kerasclf.errors import KerasclfError
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
 
     try:
-        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data)["report_path"]
+        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
         warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
         return None
