@@ -170,6 +170,7 @@ class TripletLoss(keras.layers.Layer):
         if not margin >= 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.margin, self.mining, self.distance = float(margin), mining, distance
+        self.built = True  # no weights to create
 
     def call(self, embeddings, labels, return_active_fraction=False):
         loss, active = triplet_loss(embeddings, labels, self.margin, self.mining, self.distance)

@@ -93,7 +93,7 @@ def embedding_tensor(model):
 
 def embedding_model(model):
     """images -> embedding, sharing the classifier's layers (a feature extractor)."""
-    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
+    return keras.Model(model.input, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")
@@ -163,12 +163,12 @@ class AuxTraining:
         aux = AUX_LOSSES.get(self.name).factory(cfg.loss, num_classes)
         if isinstance(aux, CenterLoss):
             keep = KeepCenters(num_classes, alpha=cfg.loss.center_alpha, name="head_centers")
-            self.saved = keras.Model(classifier.inputs, keep([classifier.output, embedding]), name=classifier.name)
+            self.saved = keras.Model(classifier.input, keep([classifier.output, embedding]), name=classifier.name)
             aux = keep.center_loss
             self.centers = keep.center_loss.centers
         else:
             self.saved, self.centers = classifier, None
-        self.features = keras.Model(self.saved.inputs, [self.saved.output, embedding], name=f"{classifier.name}_features")
+        self.features = keras.Model(self.saved.input, [self.saved.output, embedding], name=f"{classifier.name}_features")
         self.aux, self.weight = aux, cfg.loss.aux_weight
 
     def fit_model(self, wrap=None):
