@@ -122,13 +122,17 @@ def _batch_hard(dist, positive, negative, margin):
 
 
 def _semi_hard(dist, positive, negative, margin):
-    # [a, p, n]: negatives n of anchor a farther from a than the positive p
-    d_ap = ops.expand_dims(dist, 2)
-    d_an = ops.expand_dims(dist, 1)
-    outside = ops.logical_and(ops.expand_dims(negative, 1), d_an > d_ap)
-    closest_outside = ops.min(ops.where(outside, d_an, _FAR), axis=2)
-    farthest_negative = ops.max(ops.where(negative, dist, 0.0), axis=1, keepdims=True)
-    chosen = ops.where(ops.any(outside, axis=2), closest_outside, farthest_negative)
+    # Which negative each pair (a, p) uses is found without gradient over [a, p, n]
+    # (compare, select, argmin), then its distance is gathered from `dist` (B x B), so the
+    # backward pass never touches a B x B x B tensor.
+    d = ops.stop_gradient(dist)
+    negatives = ops.where(negative, d, _FAR)  # [a, n]; non-negatives are never "farther"
+    candidates = ops.where(ops.expand_dims(negatives, 1) > ops.expand_dims(d, 2), ops.expand_dims(negatives, 1), _FAR)
+    closest_outside = ops.argmin(candidates, axis=2)  # [a, p]: closest negative farther than p
+    picked = ops.take_along_axis(negatives, closest_outside, axis=1)
+    has_outside = ops.logical_and(picked > d, picked < _FAR)
+    farthest = ops.expand_dims(ops.argmax(ops.where(negative, d, -1.0), axis=1), 1)  # [a, 1]
+    chosen = ops.take_along_axis(dist, ops.where(has_outside, closest_outside, farthest), axis=1)
     valid = ops.logical_and(positive, ops.any(negative, axis=1, keepdims=True))
     losses = ops.where(valid, ops.relu(dist - chosen + margin), 0.0)
     n_valid = ops.sum(ops.cast(valid, "float32"))

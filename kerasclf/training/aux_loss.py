@@ -133,6 +133,7 @@ class AuxLossModel(keras.Model):
         self.network, self.aux, self.weight = network, aux, float(weight)
         self.aux_tracker = keras.metrics.Mean(name="aux_loss")
         self.active_tracker = keras.metrics.Mean(name="triplet_active") if isinstance(aux, TripletLoss) else None
+        self.built = network.built  # nothing of its own to build
 
     def call(self, x, training=False):
         probabilities, embedding = self.network(x, training=training)
