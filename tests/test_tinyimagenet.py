@@ -165,3 +165,21 @@ def test_incomplete_copy_names_the_missing_file(tmp_path):
 def test_listed_as_a_data_set(cli):
     result = cli("datasets")
     assert result.exit_code == 0 and "tiny-imagenet" in result.stdout
+
+
+@pytest.mark.parametrize("variant", ["ce", "triplet", "center"])
+def test_shipped_study_configs_are_valid_and_have_make_targets(variant):
+    import subprocess
+
+    from kerasclf.config import load_config
+    from kerasclf.data.sampler import build_sampler
+    from kerasclf.training.aux_loss import check_aux_config
+
+    repo = Path(__file__).resolve().parents[1]
+    path = repo / "configs" / "tinyimagenet" / f"resnet18_{variant}.yaml"
+    cfg = load_config(path)
+    check_aux_config(cfg)
+    assert cfg.loss.aux == ("none" if variant == "ce" else variant)
+    build_sampler(cfg.data, np.repeat(np.arange(50), 10), seed=0)  # P x K (if any) fits 50 classes and the batch
+    dry = subprocess.run(["make", "-n", f"tinyimagenet50-resnet18-{variant}"], cwd=repo, capture_output=True, text=True)
+    assert dry.returncode == 0 and str(path.relative_to(repo)) in dry.stdout
