@@ -65,6 +65,10 @@ $(eval $(call experiment,cifar-resnet18-sgd-frozen,configs/cifar10/resnet18_sgd_
 $(eval $(call experiment,cifar-resnet18-adam-frozen,configs/cifar10/resnet18_adam_frozen.yaml))
 $(eval $(call experiment,cifar-vit-full,configs/cifar10/vit_full.yaml))
 $(eval $(call experiment,cifar-vit-head,configs/cifar10/vit_head.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-ce,configs/tinyimagenet/resnet18_ce.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-triplet,configs/tinyimagenet/resnet18_triplet.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-center,configs/tinyimagenet/resnet18_center.yaml))
+
 $(eval $(call experiment,stl10-resnet50-finetune,configs/stl10/resnet50_finetune.yaml))
 $(eval $(call experiment,svhn-cnn,configs/svhn/cnn.yaml))
 $(eval $(call experiment,svhn-resnet18,configs/svhn/resnet18.yaml))

@@ -19,7 +19,13 @@ from kerasclf.errors import CheckpointError, ModelError, first_line
 from kerasclf.registry import DATASETS, HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
 
 # Modules with serialisable Keras classes that no registry imports.
-_LAYER_MODULES = ("kerasclf.layers.preprocessing", "kerasclf.layers.augment", "kerasclf.layers.alternating_flip")
+_LAYER_MODULES = (
+    "kerasclf.layers.preprocessing",
+    "kerasclf.layers.augment",
+    "kerasclf.layers.alternating_flip",
+    "kerasclf.layers.metric_losses",
+    "kerasclf.training.aux_loss",  # KeepCenters: the centres saved with a center-loss run (loaded by name)
+)
 LABELS_LAYER = "labels"
 
 

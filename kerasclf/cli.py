@@ -68,15 +68,21 @@ def _train(config_path, overrides, data_dir, dry_run):
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--batch-size", default=256, show_default=True)
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <run>/eval/<split>).")
-def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
+@click.option("--embeddings", is_flag=True, help="Also the embedding report: precision@1, R-precision, MAP@R, kNN, NMI, t-SNE, projector files.")
+@click.option("--tsne-points", default=2000, show_default=True, type=click.IntRange(min=10), help="Points in the t-SNE figures and the projector (seeded subsample).")
+def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embeddings, tsne_points):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
 
     result = _run(
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
-        batch_size=batch_size, out_dir=out_dir,
+        batch_size=batch_size, out_dir=out_dir, embeddings=embeddings, tsne_points=tsne_points,
     )
     click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    if embeddings:
+        e = result["embeddings"]
+        click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
+                   f"intra/inter {e['intra_inter_ratio']:.4f}")
     click.echo(f"Report: {result['report_path']}")
 
 

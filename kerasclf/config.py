@@ -140,6 +140,14 @@ AT_LEAST_1 = Range(1)
 
 
 @dataclass
+class SamplerConfig:
+    """Balanced P x K training batches (kerasclf.data.sampler); both null: plain shuffled batches."""
+
+    classes_per_batch: Optional[int] = key(None, Range(2))  # P, at most the number of classes
+    images_per_class: Optional[int] = key(None, Range(2))  # K; data.batch_size must equal P * K
+
+
+@dataclass
 class DataConfig:
     source: str = key("digits", _source)  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
@@ -156,6 +164,7 @@ class DataConfig:
     stream: Union[bool, str] = key("auto", OneOf(("auto", True, False)))
     memory_fraction: float = key(0.25, Range(0, 1, lo_open=True))  # share of available RAM that "auto" allows
     svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # P x K batches for metric learning
 
 
 @dataclass
@@ -210,6 +219,13 @@ class LossConfig:
     name: str = key("crossentropy", Registered("LOSSES"))
     label_smoothing: float = key(0.0, UNIT)
     focal_gamma: float = key(2.0, AT_LEAST_0)  # loss.name=focal: down-weighting of easy examples
+    # Auxiliary metric-learning loss on the embedding (kerasclf.training.aux_loss): CE + aux_weight * aux
+    aux: str = key("none", OneOf(("none", "triplet", "center")))
+    aux_weight: float = key(1.0, AT_LEAST_0)
+    margin: float = key(0.2, AT_LEAST_0)  # triplet margin (distances of unit vectors: at most 2, or 4 squared)
+    mining: str = key("semi_hard", OneOf(("batch_all", "batch_hard", "semi_hard")))
+    distance: str = key("euclidean", OneOf(("euclidean", "squared", "cosine")))
+    center_alpha: float = key(0.5, Range(0, 1))  # rate of the centre update (Wen et al. 2016)
 
 
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
@@ -409,16 +425,19 @@ def validate(cfg):
     config through here, so both refuse the same values before data is read or a run
     directory exists.
     """
-    for section in dataclasses.fields(Config):
-        value = getattr(cfg, section.name)
-        if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                _check_field(f, getattr(value, f.name), f"{section.name}.{f.name}")
-        else:
-            _check_field(section, value, section.name)
+    _check_fields(cfg, "")
     _normalise_weights(cfg.model)
     for rule in CROSS_CHECKS:
         rule(cfg)
+
+
+def _check_fields(obj, prefix):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{prefix}{f.name}.")
+        else:
+            _check_field(f, value, f"{prefix}{f.name}")
 
 
 def _check_field(f, value, where):

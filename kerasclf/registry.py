@@ -104,6 +104,7 @@ DATASETS = Registry(
         "kerasclf.data.sources.stl10",
         "kerasclf.data.sources.svhn",
         "kerasclf.data.sources.catsdogs",
+        "kerasclf.data.sources.tinyimagenet",
     ),
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).

@@ -16,11 +16,14 @@ def one_hot(y, num_classes):
     return np.eye(num_classes, dtype=np.float32)[y]
 
 
-def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None):
+def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None,
+               sampler=None):
     """Keyword arguments for model.fit / evaluate / predict: {x, y?, batch_size?, shuffle?}.
 
     `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
     shuffles itself, so fit gets shuffle=False (Keras warns when a Dataset gets shuffle=True).
+    `sampler` (training only): a kerasclf.data.sampler.PKSampler whose index batches replace
+    the shuffled ones.
     """
     from kerasclf.data.files import is_streamed
 
@@ -28,12 +31,18 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
         return _streamed_inputs(split, batch_size, training, num_classes if one_hot_labels else None, seed, mixing,
                                 shuffle_buffer)
     y = one_hot(split.y, num_classes) if one_hot_labels else split.y
+    if training and sampler is not None and not have_tensorflow():
+        from kerasclf.data.sampler import sampled_batches
+
+        return {"x": sampled_batches(sampler, lambda index: (split.x[index], y[index])), "shuffle": False}
+    if not training:
+        sampler = None
     if not have_tensorflow() or (not training and mixing is None):
         if mixing:
             raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
         inputs = {"x": split.x, "y": y, "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs
-    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
+    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler)}
     return {**inputs, "shuffle": False} if training else inputs
 
 
@@ -70,14 +79,19 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
     return {"x": ds, "shuffle": False} if training else {"x": ds}
 
 
-def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
+def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None):
     import tensorflow as tf
 
     n = len(x)
-    ds = tf.data.Dataset.range(n)
-    if training:
-        ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    if sampler is not None:  # the generator is called again for every epoch: new P x K batches
+        ds = tf.data.Dataset.from_generator(
+            lambda: iter(sampler.epoch()), output_signature=tf.TensorSpec((sampler.batch_size,), tf.int64)
+        ).apply(tf.data.experimental.assert_cardinality(sampler.batches_per_epoch))
+    else:
+        ds = tf.data.Dataset.range(n)
+        if training:
+            ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
 
     # MixUp/CutMix are keras.ops code: in the graph map under the TensorFlow backend; under
     # another backend its ops cannot take tf.data's symbolic tensors, so they run eagerly

@@ -35,9 +35,12 @@ def _data_config(run_cfg, labels, data_spec, data_dir):
     return cfg
 
 
-def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None):
+def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None,
+                        embeddings=False, tsne_points=2000):
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
-    trained on (right after training), which saves decoding or reading the data again."""
+    trained on (right after training), which saves decoding or reading the data again.
+    `embeddings`: also the embedding report (retrieval metrics, t-SNE, projector files) in
+    <out>/embeddings/, as a section of report.md."""
     from kerasclf.data import build_dataset
     from kerasclf.evaluation.report import write_report
 
@@ -73,6 +76,11 @@ def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batc
         run=_run_facts(model, run_dir),
     )
     _log_confusion_to_tensorboard(run_dir, split, result)
+    if embeddings:
+        from kerasclf.evaluation.embed_checkpoint import add_embedding_report
+
+        result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
+                                                    tsne_points=tsne_points)
     return result
 
 

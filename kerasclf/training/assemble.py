@@ -28,6 +28,9 @@ def prepare(cfg):
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
 
+    from kerasclf.training.aux_loss import check_aux_config
+
+    check_aux_config(cfg)  # what loss.aux cannot be combined with, before any data is read
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)

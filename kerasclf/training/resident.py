@@ -49,8 +49,14 @@ class ResidentData:
         self.table = np.concatenate([s.x for _, s in splits])
         self.labels = {name: labels_fn(s) for name, s in splits}
 
-    def inputs(self, split, batch_size, training):
+    def inputs(self, split, batch_size, training, sampler=None):
+        """`sampler` (training only): a kerasclf.data.sampler.PKSampler over this split's labels."""
         start, n = self.offsets[split]
+        if training and sampler is not None:
+            from kerasclf.data.sampler import sampled_batches
+
+            labels = self.labels[split]
+            return {"x": sampled_batches(sampler, lambda i: ((start + i).astype(np.int32), labels[i])), "shuffle": False}
         index = np.arange(start, start + n, dtype=np.int32)
         inputs = {"x": index, "y": self.labels[split], "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs  # evaluate() takes no shuffle

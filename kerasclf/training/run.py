@@ -106,7 +106,12 @@ def train(cfg, verbose=None):
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
     verbose = cfg.train.verbose if verbose is None else verbose
-    fit_model = feeder.model_to_fit(model)
+    from kerasclf.training import aux_loss
+
+    aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
+    fit_model = feeder.model_to_fit(model) if aux is None else aux.fit_model(feeder.model_to_fit)
+    checkpoint_cls = feeder.checkpoint if aux is None else aux.checkpoint_class()
+    prepared.summary["aux_loss"] = aux_loss.aux_name(cfg)
     compile_model(fit_model, cfg, steps)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
     monitor, mode = _monitor(cfg, has_val)
@@ -141,17 +146,18 @@ def train(cfg, verbose=None):
         metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
     if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
-        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val")
+        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val", embeddings=aux is not None)
     return run_dir, metrics
 
 
-def _evaluate_after(run_dir, data, split):
-    """Reports for the best checkpoint on the data already in memory; a failure keeps the run."""
+def _evaluate_after(run_dir, data, split, embeddings=False):
+    """Reports for the best checkpoint on the data already in memory; a failure keeps the run.
+    `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
     from kerasclf.errors import KerasclfError
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
 
     try:
-        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data)["report_path"]
+        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
         warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
         return None
