@@ -28,7 +28,10 @@ def _run(fn, *args, **kwargs):
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
+    from kerasclf.console import show_warnings_plainly
+
     _quiet_tensorflow()
+    show_warnings_plainly()
 
 
 @main.command()
@@ -43,10 +46,12 @@ def train(config_path, overrides, data_dir, dry_run):
 
 def _train(config_path, overrides, data_dir, dry_run):
     from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
 
     cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
+    import_tensorflow_quietly()
     from kerasclf.training.run import prepare, train as run_training
 
     if dry_run:
@@ -64,11 +69,14 @@ def _train(config_path, overrides, data_dir, dry_run):
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--data", "data_spec", default=None, help="Data to evaluate on (a registered name or folder:/path); default: the training data.")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
-@click.option("--batch-size", default=256, show_default=True)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <run>/eval/<split>).")
 def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
+
+    import_tensorflow_quietly()
 
     result = _run(
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
@@ -91,9 +99,9 @@ def datasets():
 @main.command()
 def models():
     """List the registered models."""
-    from kerasclf.models import load_builtin_models
+    from kerasclf.models.catalogue import catalogue  # read from source: no Keras/TensorFlow import
 
-    for entry in load_builtin_models().entries():
+    for entry in catalogue():
         click.echo(f"{entry.name:<12} {entry.description}")
 
 

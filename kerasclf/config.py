@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from kerasclf.errors import ConfigError, did_you_mean
+from kerasclf.errors import ConfigError, did_you_mean, first_line
 
 
 @dataclass
@@ -267,8 +267,17 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"--set expects KEY=VALUE (for example train.epochs=5), got {text!r}.")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value) if value.strip() else ""
-    return [p for p in key.strip().split(".") if p], parsed
+    path = key.strip().split(".")
+    if not all(part.strip() for part in path):
+        raise ConfigError(
+            f"--set {text!r}: the key before '=' must be section.key with no empty part "
+            "(for example train.epochs=5)."
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({first_line(exc)}); quote it.") from None
+    return [p.strip() for p in path], parsed
 
 
 def apply_overrides(raw, overrides):
@@ -293,7 +302,12 @@ def load_config(path=None, overrides=()):
         if not path.is_file():
             raise ConfigError(f"Config file {str(path)!r} does not exist. Configs live in configs/<dataset>/<name>.yaml.")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"Config file {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                f"position {exc.start}); save it as UTF-8 (most editors: 'Save with encoding')."
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
