@@ -21,7 +21,7 @@ from kerasclf.errors import ConfigError, did_you_mean, first_line
 class DataConfig:
     source: str = "digits"  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
-    image_size: Optional[list[int]] = None  # [height, width]; None keeps the source's size
+    image_size: Optional[list[int]] = None  # [height, width]; None: the source's size (folders: median, see data/sizing.py)
     classes: Optional[Union[list[str], str]] = None  # subset: names, or "first:N"
     batch_size: int = 128
     val_fraction: float = 0.1  # carved from train (seeded, stratified) when no val split exists
@@ -29,6 +29,7 @@ class DataConfig:
     limit_per_class: Optional[int] = None  # keep at most N train images per class (quick runs)
     shuffle_buffer: Optional[int] = None  # None: the whole split
     cache: bool = True  # keep decoded images in memory after the first epoch
+    resize: str = "crop"  # crop | pad | stretch: how images are fitted to image_size (kerasclf/data/geometry.py)
 
 
 @dataclass
@@ -242,6 +243,7 @@ def _check_ranges(cfg):
         d.image_size is None or (len(d.image_size) == 2 and min(d.image_size) >= 1),
         "data.image_size", d.image_size, "[height, width] with both >= 1, or null",
     )
+    need(d.resize in ("crop", "pad", "stretch"), "data.resize", d.resize, "one of crop, pad, stretch")
     need(d.limit_per_class is None or d.limit_per_class >= 1, "data.limit_per_class", d.limit_per_class, ">= 1 or null")
     for key in ("val_fraction", "test_fraction"):
         value = getattr(d, key)

@@ -41,38 +41,41 @@ class Dataset:
                 (("train", self.train), ("val", self.val), ("test", self.test))}
 
 
-def load_raw(source, data_cfg):
+def load_raw(source, data_cfg, seed=0):
     """The source's own splits, before class selection and carving."""
     from kerasclf.data.cache import cache_dir
 
     if source.startswith(FOLDER_PREFIX):
         from kerasclf.data.sources.folder import load_folder
 
-        return load_folder(source[len(FOLDER_PREFIX):], data_cfg.image_size)
+        return load_folder(source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed)
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
 
 def build_dataset(data_cfg, seed=0):
     _check_fractions(data_cfg)
-    raw = load_raw(data_cfg.source, data_cfg)
+    raw = load_raw(data_cfg.source, data_cfg, seed)
     splits, class_names = raw.splits, list(raw.class_names)
     if data_cfg.classes is not None:
         splits, class_names = select_classes(splits, class_names, data_cfg.classes)
+    _check_class_count(data_cfg, class_names)
     train = splits["train"]
     test = splits.get("test")
     if test is None and data_cfg.test_fraction > 0:
-        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction")
+        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction", class_names=class_names)
     val = splits.get("val")
     if val is None and data_cfg.val_fraction > 0:
-        train, val = stratified_split(train, data_cfg.val_fraction, seed)
+        train, val = stratified_split(train, data_cfg.val_fraction, seed, class_names=class_names)
     if data_cfg.limit_per_class:
         train = limit_per_class(train, data_cfg.limit_per_class, seed)
     if data_cfg.image_size is not None:
         from kerasclf.data.images import resize_array
 
         size = tuple(data_cfg.image_size)
-        train, val, test = (None if s is None else Split(resize_array(s.x, size), s.y, s.paths) for s in (train, val, test))
+        train, val, test = (
+            None if s is None else Split(resize_array(s.x, size, data_cfg.resize), s.y, s.paths) for s in (train, val, test)
+        )
     if train.x.shape[-1] == 1:  # grayscale sources become RGB so every model takes them
         import numpy as np
 
@@ -87,6 +90,19 @@ def build_dataset(data_cfg, seed=0):
         std=std,
     )
     return Dataset(info, train, val, test)
+
+
+def _check_class_count(data_cfg, class_names):
+    """One class is not a classification problem: every prediction would be right."""
+    from kerasclf.errors import DataError
+
+    if len(class_names) < 2:
+        found = f"only the class {class_names[0]!r}" if class_names else "no class"
+        raise DataError(
+            f"The data {data_cfg.source!r} has {found}{' after data.classes' if data_cfg.classes else ''}; "
+            "classification needs at least 2 classes (a model with one output is right on every image). "
+            "Add a folder of images for another class, or choose more classes."
+        )
 
 
 def _check_fractions(data_cfg):
