@@ -66,11 +66,13 @@ def _train(config_path, overrides, data_dir, dry_run):
 
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A .keras file written by `kerasclf train`.")
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
+              help="Images to score; all: every image. Default: all with --data, else test.")
 @click.option("--data", "data_spec", default=None, help="Data to evaluate on (a registered name or folder:/path); default: the training data.")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <run>/eval/<split>).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Report folder (default: <run>/eval/<split>, or <run>/eval/<data>-<split> with --data).")
 def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
     from kerasclf.console import import_tensorflow_quietly
@@ -82,7 +84,7 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
         batch_size=batch_size, out_dir=out_dir,
     )
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
     click.echo(f"Report: {result['report_path']}")
 
 

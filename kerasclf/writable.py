@@ -40,4 +40,4 @@ def check_writable(path, what, hint):
     """Raise a ConfigError naming `what` (e.g. "train.log_dir") when `path` cannot be written."""
     reason = unwritable_reason(path)
     if reason is not None:
-        raise ConfigError(f"{what}={display(path)!r} cannot be used: {reason}. {hint}")
+        raise ConfigError(f"{what} {display(path)!r} cannot be used: {reason}. {hint}")

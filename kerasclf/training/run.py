@@ -180,6 +180,7 @@ def train(cfg, verbose=None):
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
     """
+    from kerasclf.data.provenance import write_splits
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.rundir import make_run_dir
 
@@ -188,6 +189,7 @@ def train(cfg, verbose=None):
     feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
     run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
     dump_config(cfg, run_dir / "config.yaml")
+    write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
