@@ -52,8 +52,9 @@ def stratified_split(split, fraction, seed, what="data.val_fraction", class_name
             "to have them scored.",
             stacklevel=3,
         )
-    pool = np.flatnonzero(counts[split.y] >= 2)
+    pool = np.flatnonzero(counts[split.y] >= 2)  # the images that can go to either side
     n_classes = int((counts >= 2).sum())
+    n_carved = math.ceil(fraction * len(pool)) if len(lone) else n_carved
     if n_classes and n_carved < n_classes:
         if len(pool) - n_classes < n_classes:
             raise DataError(
@@ -100,9 +101,14 @@ def select_classes(splits, class_names, wanted):
         keep = []
         for name in names:
             if name not in class_names:
+                same_letters = [c for c in class_names if c.lower() == name.lower()]
+                hint = (
+                    f' Class names are case-sensitive: did you mean "{same_letters[0]}"?'
+                    if same_letters else did_you_mean(name, class_names)
+                )
                 raise ConfigError(
-                    f"data.classes names {name!r}, which is not a class of this data set."
-                    f"{did_you_mean(name, class_names)} Classes: {', '.join(class_names)}."
+                    f"data.classes names {name!r}, which is not a class of this data set.{hint} "
+                    f"Classes: {', '.join(class_names)}."
                 )
             keep.append(class_names.index(name))
     remap = np.full(len(class_names), -1, np.int32)
