@@ -101,15 +101,12 @@ def fit_verbosity(setting, stream=None):
 
 def show_warnings_plainly():
     """Warnings on the console as "Warning: <message>" paragraphs, without the file:line and
-    source line Python adds (they point into kerasclf, not at anything the user can change)."""
+    source line Python adds (they point into kerasclf, not at anything the user can change).
+    Only the format changes, so warnings filters and pytest.warns still see every warning."""
     import warnings
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        stream = file or sys.stderr
+    def format_warning(message, category, filename, lineno, line=None):
         label = "Warning" if issubclass(category, UserWarning) else category.__name__
-        try:
-            stream.write(f"{label}: {message}\n")
-        except (OSError, ValueError):  # a closed or broken stream: warnings never stop a run
-            pass
+        return f"{label}: {message}\n"
 
-    warnings.showwarning = show
+    warnings.formatwarning = format_warning
