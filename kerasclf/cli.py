@@ -46,12 +46,10 @@ def train(config_path, overrides, data_dir, dry_run):
 
 def _train(config_path, overrides, data_dir, dry_run):
     from kerasclf.config import load_config
-    from kerasclf.console import import_tensorflow_quietly
 
     cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
-    import_tensorflow_quietly()
     from kerasclf.training.run import prepare, train as run_training
 
     if dry_run:

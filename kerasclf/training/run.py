@@ -36,9 +36,11 @@ def prepare(cfg):
     from kerasclf.models import build_model, builder_kwargs
     from kerasclf.models.freeze import apply_trainable
 
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.writable import check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
+    import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     builder_kwargs(cfg.model)  # unknown model / model key: fail before loading (or downloading) data
     _check_monitor(cfg)
     setup_backend(cfg)
@@ -180,11 +182,11 @@ def train(cfg, verbose=None):
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
     """
+    prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
     from kerasclf.data.provenance import write_splits
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.rundir import make_run_dir
 
-    prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
     feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
     run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
