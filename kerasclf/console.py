@@ -110,3 +110,22 @@ def show_warnings_plainly():
         return f"{label}: {message}\n"
 
     warnings.formatwarning = format_warning
+
+
+_NOTES = None
+
+
+def show_notes():
+    """kerasclf's INFO messages (e.g. the image size chosen for a folder) on stderr as
+    "Note: ..." lines; re-pointed at the current sys.stderr on every call."""
+    import logging
+
+    global _NOTES
+    logger = logging.getLogger("kerasclf")
+    if _NOTES is None:
+        _NOTES = logging.StreamHandler(sys.stderr)
+        _NOTES.setFormatter(logging.Formatter("Note: %(message)s"))
+        logger.addHandler(_NOTES)
+        logger.setLevel(logging.INFO)
+    else:
+        _NOTES.setStream(sys.stderr)

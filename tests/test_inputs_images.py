@@ -167,6 +167,7 @@ def test_dry_run_of_a_folder_with_one_huge_first_photo_is_small(cli, tmp_path, t
     assert result.exit_code == 0, (result.output, result.exception)
     summary = json.loads(result.stdout)
     assert summary["image_size"] == [16, 16]
+    assert "Note: data.image_size is not set: using [16, 16] (height, width), the median size of 9 images" in result.stderr
     assert psutil.Process().memory_info().rss - before < 500 * 2**20
 
 
