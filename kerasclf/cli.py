@@ -29,7 +29,11 @@ def _run(fn, *args, **kwargs):
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
+    from kerasclf.console import show_notes, show_warnings_plainly
+
     _quiet_tensorflow()
+    show_warnings_plainly()
+    show_notes()
 
 
 @main.command()
@@ -63,22 +67,27 @@ def _train(config_path, overrides, data_dir, dry_run):
 
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A .keras file written by `kerasclf train`.")
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
+              help="Images to score; all: every image. Default: all with --data, else test.")
 @click.option("--data", "data_spec", default=None, help="Data to evaluate on (a registered name or folder:/path); default: the training data.")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
-@click.option("--batch-size", default=256, show_default=True)
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <run>/eval/<split>).")
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Report folder (default: <run>/eval/<split>, or <run>/eval/<data>-<split> with --data).")
 @click.option("--embeddings", is_flag=True, help="Also the embedding report: precision@1, R-precision, MAP@R, kNN, NMI, t-SNE, projector files.")
 @click.option("--tsne-points", default=2000, show_default=True, type=click.IntRange(min=10), help="Points in the t-SNE figures and the projector (seeded subsample).")
 def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embeddings, tsne_points):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
+
+    import_tensorflow_quietly()
 
     result = _run(
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
         batch_size=batch_size, out_dir=out_dir, embeddings=embeddings, tsne_points=tsne_points,
     )
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
     if embeddings:
         e = result["embeddings"]
         click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
@@ -106,7 +115,15 @@ def _lister(command, registry_name, help_text, footer=None, order=None):
 
 _lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda w: (
     f"{'folder:<path>':<{w}}your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)"))
-_lister("models", "MODELS", "List the registered models.")
+@main.command()
+def models():
+    """List the registered models."""
+    from kerasclf.models.catalogue import catalogue  # read from source: no Keras/TensorFlow import
+
+    for entry in catalogue():
+        click.echo(f"{entry.name:<14} {entry.description}")
+
+
 _lister("losses", "LOSSES", "List the registered losses (loss.name).")
 _lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name).")
 _lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")

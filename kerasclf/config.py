@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from kerasclf.errors import ConfigError, did_you_mean
+from kerasclf.errors import ConfigError, did_you_mean, first_line
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,7 +151,8 @@ class SamplerConfig:
 class DataConfig:
     source: str = key("digits", _source)  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
-    image_size: Optional[list[int]] = key(None, _image_size)  # [height, width]; None keeps the source's size
+    image_size: Optional[list[int]] = key(None, _image_size)  # [height, width]; None: the source's size (folders: median, see data/sizing.py)
+    resize: str = key("crop", OneOf(("crop", "pad", "stretch")))  # how images are fitted to image_size (data/geometry.py)
     classes: Optional[Union[list[str], str]] = key(None, _classes)  # subset: names, or "first:N"
     batch_size: int = key(128, AT_LEAST_1)
     val_fraction: float = key(0.1, UNIT)  # carved from train (seeded, stratified) when no val split exists
@@ -599,8 +600,17 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"--set expects KEY=VALUE (for example train.epochs=5), got {text!r}.")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value) if value.strip() else ""
-    return [p for p in key.strip().split(".") if p], parsed
+    path = key.strip().split(".")
+    if not all(part.strip() for part in path):
+        raise ConfigError(
+            f"--set {text!r}: the key before '=' must be section.key with no empty part "
+            "(for example train.epochs=5)."
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({first_line(exc)}); quote it.") from None
+    return [p.strip() for p in path], parsed
 
 
 def apply_overrides(raw, overrides):
@@ -625,7 +635,12 @@ def load_config(path=None, overrides=()):
         if not path.is_file():
             raise ConfigError(f"Config file {str(path)!r} does not exist. Configs live in configs/<dataset>/<name>.yaml.")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"Config file {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                f"position {exc.start}); save it as UTF-8 (most editors: 'Save with encoding')."
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):

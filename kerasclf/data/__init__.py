@@ -39,14 +39,17 @@ class Dataset:
                 (("train", self.train), ("val", self.val), ("test", self.test))}
 
 
-def load_raw(source, data_cfg):
+def load_raw(source, data_cfg, seed=0, keep_files=False):
     """The source's own splits, before class selection and carving."""
     from kerasclf.data.cache import cache_dir
 
     if source.startswith(FOLDER_PREFIX):
         from kerasclf.data.sources.folder import load_folder
 
-        return load_folder(source[len(FOLDER_PREFIX):], data_cfg.image_size, decode=False)
+        return load_folder(
+            source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
+            stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
+        )
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
@@ -54,24 +57,27 @@ def load_raw(source, data_cfg):
 def build_dataset(data_cfg, seed=0, keep_files=False):
     """keep_files: leave image files on disk whatever data.stream says (for code that reads
     them a chunk at a time, such as the data report; training needs data.stream for that)."""
-    raw = load_raw(data_cfg.source, data_cfg)
+    raw = load_raw(data_cfg.source, data_cfg, seed, keep_files)
     splits, class_names = _decode_or_stream(raw.splits, data_cfg, keep_files), list(raw.class_names)
     if data_cfg.classes is not None:
         splits, class_names = select_classes(splits, class_names, data_cfg.classes)
+    _check_class_count(data_cfg, class_names)
     train = splits["train"]
     test = splits.get("test")
     if test is None and data_cfg.test_fraction > 0:
-        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction")
+        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction", class_names=class_names)
     val = splits.get("val")
     if val is None and data_cfg.val_fraction > 0:
-        train, val = stratified_split(train, data_cfg.val_fraction, seed)
+        train, val = stratified_split(train, data_cfg.val_fraction, seed, class_names=class_names)
     if data_cfg.limit_per_class:
         train = limit_per_class(train, data_cfg.limit_per_class, seed)
     if data_cfg.image_size is not None:
         from kerasclf.data.images import resize_array
 
         size = tuple(data_cfg.image_size)
-        train, val, test = (None if s is None else Split(resize_array(s.x, size), s.y, s.paths) for s in (train, val, test))
+        train, val, test = (
+            None if s is None else Split(resize_array(s.x, size, data_cfg.resize), s.y, s.paths) for s in (train, val, test)
+        )
     if train.x.shape[-1] == 1:  # grayscale sources become RGB so every model takes them
         import numpy as np
 
@@ -100,4 +106,17 @@ def _decode_or_stream(splits, data_cfg, keep_files=False):
     stream = keep_files or choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
     prepare = readable_split if stream else decode_split
     return {name: prepare(s, f"{data_cfg.source} ({name})") if name in on_disk else s for name, s in splits.items()}
+
+
+def _check_class_count(data_cfg, class_names):
+    """One class is not a classification problem: every prediction would be right."""
+    from kerasclf.errors import DataError
+
+    if len(class_names) < 2:
+        found = f"only the class {class_names[0]!r}" if class_names else "no class"
+        raise DataError(
+            f"The data {data_cfg.source!r} has {found}{' after data.classes' if data_cfg.classes else ''}; "
+            "classification needs at least 2 classes (a model with one output is right on every image). "
+            "Add a folder of images for another class, or choose more classes."
+        )
 

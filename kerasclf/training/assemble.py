@@ -24,12 +24,16 @@ def setup_backend(cfg):
 
 def prepare(cfg):
     """Build data and model (no training)."""
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.data import build_dataset
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
 
     from kerasclf.training.aux_loss import check_aux_config
+    from kerasclf.writable import check_writable
 
+    check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
+    import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     check_aux_config(cfg)  # what loss.aux cannot be combined with, before any data is read
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)

@@ -97,3 +97,11 @@ class TestAccuracy(keras.callbacks.Callback):
         if logs is not None:
             logs["test_accuracy"] = results["accuracy"]
             logs["test_loss"] = results["loss"]
+
+
+class EpochCSVLogger(keras.callbacks.CSVLogger):
+    """CSVLogger with epochs numbered from 1, like Keras's "Epoch 1/N", the console lines and
+    metrics.json's best_epoch (Keras's own CSVLogger writes its 0-based epoch index)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)

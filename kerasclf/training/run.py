@@ -46,25 +46,26 @@ def _monitor(cfg, has_val):
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=None):
+def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=None, keep_best=True):
     """The run's callbacks; a second (fine-tuning) phase appends to the CSV and only replaces
-    best.keras when it beats `best_so_far`."""
+    best.keras when it beats `best_so_far`. keep_best=False: no best.keras (see _keeps_best)."""
     import keras
 
     from kerasclf.backend import have_tensorboard
-    from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+    from kerasclf.training.callbacks import EpochCSVLogger, LearningRateLogger, SystemMonitor, TestAccuracy
     from kerasclf.training.epoch_hooks import EpochHooks
 
     callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
-    callbacks += [
-        checkpoint_cls(
+    if keep_best:
+        callbacks.append(checkpoint_cls(
             str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
             initial_value_threshold=best_so_far,
-        ),
+        ))
+    callbacks += [
         checkpoint_cls(str(run_dir / "last.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
+        EpochCSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
     ]
     if have_tensorboard():
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
@@ -77,9 +78,12 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
 
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     """model.fit; Ctrl-C stops it but keeps what the finished epochs wrote."""
+    from kerasclf.console import fit_verbosity
+
+    verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
     try:
         return fit_model.fit(
-            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs
+            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
         ).history, False
     except KeyboardInterrupt:
         warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
@@ -93,15 +97,17 @@ def train(cfg, verbose=None):
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
     """
+    prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
+    from kerasclf.data.provenance import write_splits
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.gradient_flow import gradient_flow_callbacks
     from kerasclf.training.rundir import make_run_dir
 
-    prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
     feeder = choose_feeder(cfg, data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
     run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
     dump_config(cfg, run_dir / "config.yaml")
+    write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
@@ -115,6 +121,8 @@ def train(cfg, verbose=None):
     compile_model(fit_model, cfg, steps)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
     monitor, mode = _monitor(cfg, has_val)
+    keep_best = _keeps_best(cfg, monitor)
+    checkpoint_name = "best.keras" if keep_best else "last.keras"
     fit_kwargs = feeder.inputs("train", training=True)
     if has_val:
         val = feeder.inputs("val")
@@ -122,7 +130,7 @@ def train(cfg, verbose=None):
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     started = time.perf_counter()
-    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
+    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, keep_best=keep_best)
     callbacks += gradient_flow_callbacks(cfg, model, data, run_dir)
     log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
     if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
@@ -134,7 +142,9 @@ def train(cfg, verbose=None):
         optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
         compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
         best = (min if mode == "min" else max)(log[monitor])
-        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
+        callbacks = _callbacks(
+            cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=best, keep_best=keep_best
+        )
         callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=cfg.train.epochs)
         total = cfg.train.epochs + cfg.train.finetune_epochs
         log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
@@ -142,22 +152,42 @@ def train(cfg, verbose=None):
     wall = time.perf_counter() - started
     metrics = _run_metrics(prepared.summary, log, monitor, wall, interrupted)
     metrics["data_on_device"] = feeder.resident
-    if has_test and (run_dir / "best.keras").exists():
-        metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
+    metrics["checkpoint"] = checkpoint_name
+    if not keep_best:
+        metrics["best_epoch"] = None  # no epoch was chosen: last.keras is the final one
+    if has_test and (run_dir / checkpoint_name).exists():
+        metrics["test_accuracy"] = _test_accuracy(run_dir / checkpoint_name, data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
-    if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
-        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val", embeddings=aux is not None)
+    if cfg.train.evaluate_after and (run_dir / checkpoint_name).exists() and (has_test or has_val):
+        metrics["report_path"] = _evaluate_after(
+            run_dir / checkpoint_name, data, "test" if has_test else "val", embeddings=aux is not None
+        )
     return run_dir, metrics
 
 
-def _evaluate_after(run_dir, data, split, embeddings=False):
-    """Reports for the best checkpoint on the data already in memory; a failure keeps the run.
+def _keeps_best(cfg, monitor):
+    """A val_* monitor with no validation data would pick the "best" epoch on training
+    accuracy, which rewards overfitting: then the run keeps only last.keras and says so."""
+    if monitor == cfg.train.monitor:
+        return True
+    warnings.warn(
+        f"There is no validation split (the data has none and data.val_fraction=0), so no epoch can be "
+        f"chosen on {cfg.train.monitor}: the run keeps only last.keras (the final epoch), not best.keras"
+        f"{', and early stopping watches training ' + monitor if cfg.train.early_stop_patience else ''}. "
+        "Set data.val_fraction > 0 to keep the best epoch.",
+        stacklevel=3,
+    )
+    return False
+
+
+def _evaluate_after(checkpoint, data, split, embeddings=False):
+    """Reports for the run's checkpoint on the data already in memory; a failure keeps the run.
     `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
     from kerasclf.errors import KerasclfError
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
 
     try:
-        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data, embeddings=embeddings)["report_path"]
+        return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
         warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
         return None
