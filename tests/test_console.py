@@ -191,3 +191,18 @@ def test_a_training_metric_chosen_on_purpose_keeps_best(cli, tmp_path, recwarn):
     assert result.exit_code == 0, (result.output, result.exception)
     assert (tmp_path / "r" / "best.keras").is_file()
     assert not [w for w in recwarn if "last.keras" in str(w.message)]
+
+
+def test_catalogue_reads_literal_decorators_and_falls_back_otherwise(tmp_path, monkeypatch):
+    from kerasclf.models.catalogue import catalogue
+
+    (tmp_path / "lit_models.py").write_text(
+        "import keras_that_does_not_exist\n"
+        "@MODELS.register('b', description='bee', input_size=(2, 3))\ndef b(x): pass\n"
+        "@MODELS.register('a')\ndef a(x):\n    '''Ay model.\n\n    More.'''\n"
+    )
+    (tmp_path / "computed_models.py").write_text("NAME = 'c'\n@MODELS.register(NAME)\ndef c(x): pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    listed = catalogue(["lit_models"], ("MODELS.register",), load=lambda: "imported")
+    assert [(e.name, e.description, e.meta) for e in listed] == [("a", "Ay model.", {}), ("b", "bee", {"input_size": (2, 3)})]
+    assert catalogue(["lit_models", "computed_models"], ("MODELS.register",), load=lambda: "imported") == "imported"

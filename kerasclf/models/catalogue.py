@@ -33,37 +33,46 @@ def _literal(node):
         raise _NotLiteral(ast.dump(node)) from None
 
 
-def _entries_in(module):
+def _dotted(node):
+    """'register_model' or 'MODELS.register' for a decorator's callee, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    return None
+
+
+def _entries_in(module, decorators):
     tree = ast.parse(_module_source(module))
     entries = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and _dotted(node.func.func) in decorators:
+            raise _NotLiteral(module)  # register(...)(fn) outside a decorator: not read here
         if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             continue
         for decorator in node.decorator_list:
-            if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", None) == "register_model"):
+            if not (isinstance(decorator, ast.Call) and _dotted(decorator.func) in decorators):
                 continue
             args = [_literal(a) for a in decorator.args]
-            kwargs = {k.arg: _literal(k.value) for k in decorator.keywords if k.arg is not None}
-            if len(args) != 1 or len(kwargs) != len(decorator.keywords):
+            if len(args) != 1 or any(k.arg is None for k in decorator.keywords):
                 raise _NotLiteral(node.name)
-            description = kwargs.pop("description", "") or (ast.get_docstring(node) or "").splitlines()[:1]
-            if isinstance(description, list):
-                description = description[0] if description else ""
-            entries.append(Entry(args[0], None, description, kwargs))
-        # register_model(...)(fn) calls outside decorators cannot be read: fall back
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Call):
-            if getattr(node.func.func, "id", None) == "register_model":
-                raise _NotLiteral(module)
+            meta = {k.arg: _literal(k.value) for k in decorator.keywords}
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            description = meta.pop("description", "") or (doc[0] if doc else "")
+            entries.append(Entry(args[0], None, description, meta))
     return entries
 
 
-def catalogue():
-    """[Entry(name, factory=None, description, meta)] sorted by name, without importing Keras."""
-    from kerasclf.registry import MODELS
+def catalogue(modules=None, decorators=("register_model",), load=None):
+    """[Entry(name, factory=None, description, meta)] sorted by name, read from the source of
+    `modules` (default: the built-in model modules) without importing them; `load()` (default:
+    the model registry's entries) is the fallback when a decorator is not literal."""
+    if modules is None:
+        from kerasclf.registry import MODELS
 
+        modules, decorators, load = MODELS.builtin_modules, ("register_model", "MODELS.register"), MODELS.entries
     try:
-        entries = [e for module in MODELS.builtin_modules for e in _entries_in(module)]
+        entries = [e for module in modules for e in _entries_in(module, set(decorators))]
     except (_NotLiteral, OSError, SyntaxError):
-        return MODELS.entries()
+        return load()
     return sorted(entries, key=lambda e: e.name)
