@@ -81,24 +81,6 @@ def filter_startup_lines(text, have_gpu, min_level=None):
     return "".join(out)
 
 
-def fit_verbosity(setting, stream=None):
-    """(verbose for model.fit, extra callbacks) for train.verbose.
-
-    auto: a progress bar on a terminal, else one line per epoch (a log file or a pipe gets
-    no carriage returns or colour codes). 0: silent, 1: Keras's progress bar, 2: one line
-    per epoch, written by kerasclf's EpochLine callback (Keras's own verbose=2 prints two
-    lines per epoch: "Epoch i/n" and the metrics).
-    """
-    stream = stream or sys.stdout
-    if setting == "auto":
-        setting = 1 if getattr(stream, "isatty", lambda: False)() else 2
-    if setting == 2:
-        from kerasclf.training.progress import EpochLine
-
-        return 0, [EpochLine(stream)]
-    return setting, []
-
-
 def show_warnings_plainly():
     """Warnings on the console as "Warning: <message>" paragraphs, without the file:line and
     source line Python adds (they point into kerasclf, not at anything the user can change).

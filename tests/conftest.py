@@ -93,10 +93,14 @@ def cli():
 
 
 def assert_user_error(result, *fragments):
-    """Exit code 2 and one 'Error: ...' paragraph on stderr naming every fragment; no traceback."""
+    """Exit code 2 and one 'Error: ...' paragraph on stderr naming every fragment; no traceback.
+    'Note: ...' lines kerasclf printed before the error (the image size it chose) may precede it."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    err = result.stderr.strip()
-    assert err.startswith("Error: "), err
+    lines = result.stderr.strip().splitlines()
+    while lines and lines[0].startswith("Note: "):
+        lines.pop(0)
+    err = "\n".join(lines)
+    assert err.startswith("Error: "), result.stderr
     assert "Traceback" not in result.output and "Traceback" not in err
     assert "\n\n" not in err, f"not one paragraph: {err!r}"
     for fragment in fragments:

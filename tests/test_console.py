@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kerasclf.console import filter_startup_lines, fit_verbosity
+from kerasclf.console import filter_startup_lines
+from kerasclf.training.progress import fit_verbosity
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.name=cnn", "model.filters=[8]", "model.dense=[16]"]

@@ -44,3 +44,19 @@ def _number(value):
     except (TypeError, ValueError):
         return str(value)
     return f"{value:.4g}" if abs(value) < 1e-3 and value != 0 else f"{value:.4f}"
+
+
+def fit_verbosity(setting, stream=None):
+    """(verbose for model.fit, extra callbacks) for train.verbose.
+
+    auto: a progress bar on a terminal, else one line per epoch (a log file or a pipe gets
+    no carriage returns or colour codes). 0: silent, 1: Keras's progress bar, 2: one line
+    per epoch, written by kerasclf's EpochLine callback (Keras's own verbose=2 prints two
+    lines per epoch: "Epoch i/n" and the metrics).
+    """
+    stream = stream or sys.stdout
+    if setting == "auto":
+        setting = 1 if getattr(stream, "isatty", lambda: False)() else 2
+    if setting == 2:
+        return 0, [EpochLine(stream)]
+    return setting, []

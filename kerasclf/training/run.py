@@ -78,7 +78,7 @@ def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so
 
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     """model.fit; Ctrl-C stops it but keeps what the finished epochs wrote."""
-    from kerasclf.console import fit_verbosity
+    from kerasclf.training.progress import fit_verbosity
 
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
     try:
