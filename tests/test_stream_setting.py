@@ -49,7 +49,10 @@ def test_auto_without_tensorflow_decodes_and_warns(folder, monkeypatch):
     from kerasclf.data import pipeline
 
     monkeypatch.setattr(pipeline, "have_tensorflow", lambda: False)
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=100))
+    # more than data.memory_fraction (0.25) of the memory, so auto would stream, but less than
+    # the half that decoding into memory may take (kerasclf.data.sizing)
+    decoded = 36 * 10 * 14 * 3
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=3 * decoded))
     with pytest.warns(UserWarning, match="streaming needs TensorFlow"):
         ds = build_dataset(data(folder))
     assert not ds.streamed

@@ -30,7 +30,7 @@ def decode(path, size=None, policy="crop"):
         return fit_pil(image, size, policy)
 
 
-def _try_decode(path, size, policy):
+def _try_decode(path, size, policy="crop"):
     try:
         return decode(path, size, policy), None
     except Exception as exc:  # PIL raises many types for corrupt/non-image files
