@@ -93,11 +93,13 @@ def test_globs_study_dirs_and_paths_that_are_not_runs(cli, user_error, tmp_path)
     fake_run(logs / "study", "r1", ["seed=1"], metrics("cnn", 0.3, 0.3))
     (logs / "notes").mkdir()
     (logs / "notes" / "todo.txt").write_text("x")
+    (logs / "cifar10-readme.md").write_text("x")  # a file matched by the glob: not a run, not worth a warning
 
     result = cli("compare", str(logs / "cifar10-*"), str(logs / "study"), str(logs / "notes"), "--out", tmp_path / "o",
                  "--no-hparams")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "Warning: Not a run or study directory" in result.stderr and str(logs / "notes") in result.stderr
+    assert "readme" not in result.stderr
     runs = [r["run"] for r in read_csv(tmp_path / "o" / "comparison.csv") if not r["run"].startswith("random")]
     assert sorted(runs) == ["cifar10-cnn-1", "cifar10-mlp-1", "r1"]
 
