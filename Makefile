@@ -89,4 +89,5 @@ endef
 $(eval $(call study,catsdogs-optimizers,configs/studies/catsdogs_optimizers.yaml))
 $(eval $(call study,catsdogs-batch-sweep,configs/studies/catsdogs_batch_sweep.yaml))
 $(eval $(call study,catsdogs-betas-sweep,configs/studies/catsdogs_betas_sweep.yaml))
+$(eval $(call study,cifar-optimizers,configs/studies/cifar_optimizers.yaml))
 $(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml))

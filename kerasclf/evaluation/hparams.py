@@ -2,11 +2,16 @@
 
 Layout (what the HParams plugin expects): <dir>/ holds the experiment config (hyperparameters
 with their domains, metrics); <dir>/<run>/ holds that run's hyperparameter values and its
-final metrics as scalars. Written only when TensorFlow and TensorBoard are installed.
+final metrics as scalars. Written with TensorBoard's own protobuf summaries and record
+writer, so only the `tensorboard` package is needed: importing TensorFlow would cost a sweep
+seconds for a handful of numbers.
 """
 
 import importlib.util
+import os
 import shutil
+import socket
+import time
 from pathlib import Path
 
 METRICS = (
@@ -19,7 +24,24 @@ METRICS = (
 
 
 def available():
-    return all(importlib.util.find_spec(m) is not None for m in ("tensorflow", "tensorboard"))
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def _write(logdir, summaries, step=0):
+    """Summary protos -> one event file in logdir, through TensorBoard's record writer on a plain
+    file (its EventFileWriter opens files through tf.io.gfile, which imports TensorFlow)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    path = logdir / f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.kerasclf"
+    with open(path, "wb") as f:
+        writer = RecordWriter(f)
+        writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+        for summary in summaries:
+            writer.write(Event(wall_time=now, step=step, summary=summary).SerializeToString())
 
 
 def _scalar(value):
@@ -52,8 +74,8 @@ def write_hparams(runs, labels, keys, out_dir):
     """Write the summary into out_dir (replacing an earlier one); returns out_dir, or None without TensorBoard."""
     if not available():
         return None
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
+    from tensorboard.plugins.hparams import summary_v2 as hp
+    from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 
     out = Path(out_dir)
     if out.is_dir() and all("tfevents" in p.name for p in out.rglob("*") if p.is_file()):
@@ -65,16 +87,13 @@ def write_hparams(runs, labels, keys, out_dir):
         kinds = {type(v) for v in domain_values}
         domain = hp.Discrete(domain_values) if len(kinds) == 1 else None  # mixed types: no domain
         params.append(hp.HParam(key, domain))
-    with tf.summary.create_file_writer(str(out)).as_default():
-        hp.hparams_config(hparams=params, metrics=[hp.Metric(tag, display_name=name) for tag, name in METRICS])
+    metrics = [hp.Metric(tag, display_name=name) for tag, name in METRICS]
+    _write(out, [hp.hparams_config_pb(hparams=params, metrics=metrics)])
     by_name = {p.name: p for p in params}
     for run, label, run_values in zip(runs, labels, values):
         if run.state != "finished":
             continue
-        with tf.summary.create_file_writer(str(out / label)).as_default():
-            hp.hparams({by_name[k]: v for k, v in run_values.items()}, trial_id=label)
-            step = int(run.metrics.get("epochs_run") or 0)
-            for tag, _ in METRICS:
-                if run.metrics.get(tag) is not None:
-                    tf.summary.scalar(tag, float(run.metrics[tag]), step=step)
+        summaries = [hp.hparams_pb({by_name[k]: v for k, v in run_values.items()}, trial_id=label)]
+        summaries += [scalar_pb(tag, float(run.metrics[tag])) for tag, _ in METRICS if run.metrics.get(tag) is not None]
+        _write(out / label, summaries, step=int(run.metrics.get("epochs_run") or 0))
     return str(out)

@@ -92,6 +92,8 @@ def find_runs(patterns):
         pattern = str(pattern)
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         matches = [m for m in matches if Path(m).exists()]
+        if glob.has_magic(pattern):  # logs/* also matches logs/README.md, comparison.csv, ...: files are not runs
+            matches = [m for m in matches if Path(m).is_dir()] or matches
         if not matches:
             raise ConfigError(
                 f"{pattern!r} matches no file or directory. Pass run directories (logs/<run>/) or "
