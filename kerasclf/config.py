@@ -95,6 +95,7 @@ class TrainConfig:
     data_on_device: Union[bool, str] = "auto"  # auto: on every backend but TensorFlow, when it fits
     mixed_precision: Optional[str] = None  # None | mixed_float16 | mixed_bfloat16
     verbose: Union[int, str] = "auto"
+    deterministic: bool = False  # true: same seed -> same metrics (op determinism, ordered tf.data; slower)
 
 
 @dataclass
@@ -303,4 +304,6 @@ def load_config(path=None, overrides=()):
 
 
 def dump_config(cfg, path):
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    from kerasclf.atomic import write_text  # a kill mid-write must not leave a torn config.yaml
+
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -28,9 +28,11 @@ def _new_figure(width, height, layout="constrained"):
 
 
 def _save(fig, path, dpi=100):
+    from kerasclf.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:  # the temporary name keeps the suffix savefig picks the format by
+        fig.savefig(tmp, dpi=dpi)
     return str(path)
 
 

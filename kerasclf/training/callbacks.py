@@ -72,3 +72,15 @@ class TestAccuracy(keras.callbacks.Callback):
         if logs is not None:
             logs["test_accuracy"] = results["accuracy"]
             logs["test_loss"] = results["loss"]
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Tells the training orders (data/order.py) which epoch starts, before Keras creates its iterator."""
+
+    def __init__(self, orders):
+        super().__init__()
+        self.orders = list(orders)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for order in self.orders:
+            order.epoch = int(epoch)

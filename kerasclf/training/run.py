@@ -1,17 +1,13 @@
 """One training run: config -> data -> model -> fit with callbacks -> logs/<run>/.
 
 The run directory holds the resolved config, history.csv, TensorBoard events, best.keras,
-last.keras and metrics.json; evaluation reports go to eval/<split>/.
+last.keras, metrics.json and resume/state.npz (what `train --resume` continues from);
+evaluation reports go to eval/<split>/. Every file is written atomically (kerasclf/atomic.py).
 """
 
-import json
 import math
-import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
-
-from kerasclf.config import dump_config
 
 
 @dataclass
@@ -26,6 +22,10 @@ def setup_backend(cfg):
     import keras
 
     keras.utils.set_random_seed(cfg.seed)
+    if cfg.train.deterministic:
+        from kerasclf.training.determinism import enable_determinism
+
+        enable_determinism()
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
 
@@ -121,31 +121,37 @@ def _monitor(cfg, has_val):
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=None):
-    """The run's callbacks; a second (fine-tuning) phase appends to the CSV and only replaces
-    best.keras when it beats `best_so_far`."""
-    import keras
-
+def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0):
+    """The run's callbacks for one phase: best.keras is only replaced by an epoch that beats
+    the best of the epochs already in the history (an earlier phase or session). `keeper`
+    (training/keeper.py) gives the history writer, TensorBoard and early stopping that
+    continue across phases and resumed sessions."""
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
 
+    run_dir = keeper.run_dir
     callbacks = [LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
     callbacks += [
         checkpoint_cls(
             str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
-            initial_value_threshold=best_so_far,
+            initial_value_threshold=_best_so_far(keeper.history.rows, monitor, mode),
         ),
         checkpoint_cls(str(run_dir / "last.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
+        keeper.history,
     ]
     if _tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
+        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
     if cfg.train.early_stop_patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
+            keeper.early_stopping(phase_start, monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
         )
     return callbacks
+
+
+def _best_so_far(rows, monitor, mode):
+    values = [row[monitor] for row in rows if isinstance(row.get(monitor), float)]
+    return (min if mode == "min" else max)(values) if values else None
 
 
 def _tensorboard_available():
@@ -156,37 +162,34 @@ def _tensorboard_available():
 
 
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
-    """model.fit; Ctrl-C stops it but keeps what the finished epochs wrote."""
-    try:
-        return fit_model.fit(
-            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs
-        ).history, False
-    except KeyboardInterrupt:
-        warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
-        return (fit_model.history.history if fit_model.history else {}), True
+    """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
+    (training/stops.py); what the finished epochs saved stays."""
+    fit_model.fit(initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs)
 
 
-def train(cfg, verbose=None):
+def train(cfg, verbose=None, resume=None):
     """Train per `cfg`; returns (run_dir, metrics).
 
     With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
+    `resume` (training.keeper.open_resume): continue that run from its last finished epoch.
+    Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
+    from kerasclf.errors import RunStopped
     from kerasclf.training.feeding import choose_feeder
-    from kerasclf.training.rundir import make_run_dir
+    from kerasclf.training.keeper import RunKeeper
 
     prepared = prepare(cfg)
     data, model = prepared.data, prepared.model
     feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
-    run_dir = make_run_dir(cfg.train.log_dir, cfg.data.source, cfg.model.name, cfg.train.run_name)
-    dump_config(cfg, run_dir / "config.yaml")
+    keeper = RunKeeper(cfg, model, feeder, resume)
+    run_dir = keeper.run_dir
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
     verbose = cfg.train.verbose if verbose is None else verbose
     fit_model = feeder.model_to_fit(model)
-    compile_model(fit_model, cfg, steps)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
     monitor, mode = _monitor(cfg, has_val)
     fit_kwargs = feeder.inputs("train", training=True)
@@ -195,31 +198,62 @@ def train(cfg, verbose=None):
         fit_kwargs["validation_data"] = (val["x"], val["y"]) if "y" in val else val["x"]
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
-    started = time.perf_counter()
-    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
-    log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
-    if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
-        from dataclasses import replace
+    first, total = cfg.train.epochs, cfg.train.epochs + cfg.train.finetune_epochs
 
-        from kerasclf.models.freeze import apply_trainable
+    def log():
+        return _history_log(keeper.history.rows)
 
-        prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
-        optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
-        compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
-        best = (min if mode == "min" else max)(log[monitor])
-        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
-        total = cfg.train.epochs + cfg.train.finetune_epochs
-        log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
-        log = {k: list(v) + list(log2.get(k, [])) for k, v in log.items()}
-    wall = time.perf_counter() - started
-    metrics = _run_metrics(prepared.summary, log, monitor, wall, interrupted)
-    metrics["data_on_device"] = feeder.resident
+    def run_phase(phase, start, end, **compile_kwargs):
+        compile_model(fit_model, cfg, steps, **compile_kwargs)
+        keeper.restore(fit_model, phase)
+        callbacks = keeper.guard(
+            _callbacks(cfg, keeper, monitor, mode, test_inputs, feeder.checkpoint, phase_start=start),
+            phase, end, steps,
+        )
+        _fit(fit_model, fit_kwargs, callbacks, max(start, keeper.next_epoch), end, verbose)
+
+    try:
+        with keeper.stopping():
+            if keeper.next_epoch < first:
+                run_phase(1, 0, first)
+            if cfg.train.finetune_epochs and log().get(monitor) and keeper.next_epoch < total:
+                from dataclasses import replace
+
+                from kerasclf.models.freeze import apply_trainable
+
+                prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
+                optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
+                run_phase(2, first, total, optim=optim, epochs=cfg.train.finetune_epochs)
+    except RunStopped as stop:
+        _write_json(run_dir / "metrics.json", _metrics(prepared.summary, keeper, log(), monitor, feeder, stop))
+        raise
+    metrics = _metrics(prepared.summary, keeper, log(), monitor, feeder)
     if has_test and (run_dir / "best.keras").exists():
         metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
     if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
         metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val")
     return run_dir, metrics
+
+
+def _history_log(rows):
+    """History rows -> {column: [values]} (every epoch of the run, earlier sessions included)."""
+    keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k != "epoch"]
+    return {k: [row[k] for row in rows if k in row] for k in keys}
+
+
+def _metrics(summary, keeper, log, monitor, feeder, stop=None):
+    """metrics.json: `stopped` names why a run ended early (null when it finished)."""
+    from kerasclf.errors import RunInterrupted
+
+    metrics = _run_metrics(summary, log, monitor, keeper.wall_seconds(), stop is not None)
+    metrics["data_on_device"] = feeder.resident
+    metrics["stopped"] = None if stop is None else (
+        {2: "SIGINT", 15: "SIGTERM"}.get(stop.signum, "signal") if isinstance(stop, RunInterrupted) else "non-finite loss"
+    )
+    metrics["sessions"] = keeper.sessions
+    metrics["resumed_from_epoch"] = keeper.resumed_from
+    return metrics
 
 
 def _evaluate_after(run_dir, data, split):
@@ -260,4 +294,6 @@ def _test_accuracy(checkpoint, split, batch_size):
 
 
 def _write_json(path, obj):
-    Path(path).write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    from kerasclf.atomic import write_json
+
+    write_json(path, obj, default=float)
