@@ -6,7 +6,7 @@ layer); the run's config.yaml beside it, when present, reproduces the exact spli
 
 from pathlib import Path
 
-from kerasclf.errors import CheckpointError, DataError, first_line
+from kerasclf.errors import CheckpointError, DataError
 
 
 def load_checkpoint(path):
@@ -14,6 +14,7 @@ def load_checkpoint(path):
     import keras
 
     from kerasclf.models import register_serializables
+    from kerasclf.safe_load import explain_load_failure, refuse_lambda
 
     register_serializables()
     path = Path(path)
@@ -22,13 +23,11 @@ def load_checkpoint(path):
             f"Checkpoint {str(path)!r} does not exist. Runs write logs/<run>/best.keras and last.keras; "
             "pass one of those with --checkpoint."
         )
+    refuse_lambda(path)  # before Keras reads it: say why, in kerasclf's terms
     try:
         model = keras.saving.load_model(str(path), safe_mode=True)
     except Exception as exc:  # zip/JSON/HDF5 errors all mean "not a usable checkpoint"
-        raise CheckpointError(
-            f"Could not read checkpoint {str(path)!r} ({first_line(exc)}). "
-            "It must be a .keras file written by `kerasclf train`; it may be truncated or from another tool."
-        ) from None
+        raise explain_load_failure(path, exc) from None
     try:
         labels = model.get_layer("labels")
     except ValueError:

@@ -9,8 +9,9 @@
   history.csv is rewritten atomically after every epoch; files stay small (a row per epoch).
 - ContinuingTensorBoard: keras.callbacks.TensorBoard whose batch-level steps continue where
   the previous fit stopped (Keras restarts them at 0 in every fit: the fine-tuning phase and
-  a resumed run would draw over earlier steps), and whose event files are flushed at every
-  epoch end so the resume state can record how much of each file belongs to finished epochs.
+  a resumed run would draw over earlier steps), that records every epoch's summaries (see
+  on_epoch_end), and whose event files are flushed at every epoch end so the resume state
+  can record how much of each file belongs to finished epochs.
 """
 
 import csv
@@ -76,10 +77,18 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
         super().on_train_begin(logs)
         self._global_train_batch = self.start_batch
 
+    # Keras leaves the last batch's `record_if(step % update_freq == 0)` in force when the epoch
+    # ends, which silently drops the epoch summaries (and the validation ones) of every epoch
+    # whose batch count is not a multiple of update_freq: they are always recorded here.
     def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
+        with self.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
         for writer in self._writers.values():
             writer.flush()
+
+    def on_test_end(self, logs=None):
+        with self.summary.record_if(True):
+            super().on_test_end(logs)
 
     @property
     def batches_done(self):

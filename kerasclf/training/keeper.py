@@ -249,10 +249,19 @@ class RunKeeper:
         with graceful_signals(self.request):
             try:
                 yield
-            except KeyboardInterrupt:  # a second Ctrl-C, or one outside fit's callbacks
-                raise self._interrupted(signal.SIGINT) from None
-            except StorageError as exc:
-                raise StorageError(f"{exc} Then continue this run with: {resume_command(self.run_dir)}") from None
+            except BaseException as exc:
+                self._close_tensorboard()
+                if isinstance(exc, KeyboardInterrupt):  # a second Ctrl-C, or one outside fit's callbacks
+                    raise self._interrupted(signal.SIGINT) from None
+                if isinstance(exc, StorageError):
+                    raise StorageError(f"{exc} Then continue this run with: {resume_command(self.run_dir)}") from None
+                raise
+
+    def _close_tensorboard(self):
+        """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
+        so nothing of the stopped epoch is appended after a resume has trimmed them."""
+        if self._tensorboard is not None:
+            self._tensorboard._close_writers()
 
     def _interrupted(self, signum):
         from kerasclf.training.stops import SIGNAL_NAMES

@@ -176,14 +176,24 @@ def train(cfg, verbose=None, resume=None):
     `resume` (training.keeper.open_resume): continue that run from its last finished epoch.
     Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
-    from kerasclf.errors import RunStopped
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.keeper import RunKeeper
+    from kerasclf.training.rundir import unlock_run_dir
 
-    prepared = prepare(cfg)
+    keeper = None
+    try:
+        prepared = prepare(cfg)
+        feeder = choose_feeder(cfg, prepared.data, _uses_one_hot(cfg), _mixing_fn(cfg))
+        keeper = RunKeeper(cfg, prepared.model, feeder, resume)
+        return _train(cfg, prepared, feeder, keeper, verbose)
+    finally:  # the run directory is free again (for a --resume in this same process, too)
+        unlock_run_dir(keeper.lock if keeper is not None else getattr(resume, "lock", None))
+
+
+def _train(cfg, prepared, feeder, keeper, verbose):
+    from kerasclf.errors import RunStopped
+
     data, model = prepared.data, prepared.model
-    feeder = choose_feeder(cfg, data, _uses_one_hot(cfg), _mixing_fn(cfg))
-    keeper = RunKeeper(cfg, model, feeder, resume)
     run_dir = keeper.run_dir
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0

@@ -58,3 +58,9 @@ def lock_run_dir(path):
     lock.write(f"{os.getpid()}\n")
     lock.flush()
     return lock
+
+
+def unlock_run_dir(lock):
+    """Release a lock from lock_run_dir (None: nothing held)."""
+    if lock is not None and not lock.closed:
+        lock.close()  # closing the file drops its flock
