@@ -39,13 +39,23 @@ def read_config(path):
 
 
 def lambda_layers(config):
-    """Names of Lambda layers and of Python functions stored as bytecode (`__lambda__`)."""
+    """Names of Lambda layers, and "a Python lambda" for bytecode stored elsewhere (`__lambda__`)."""
     found = []
-    for obj in _objects(config):
-        if obj["class_name"] == "Lambda":
-            found.append(obj.get("config", {}).get("name") or "Lambda")
-        elif obj["class_name"] == "__lambda__":
-            found.append("a Python lambda")
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(node.get("config", {}).get("name") or "Lambda")
+                return  # its own function is the Lambda's bytecode
+            if node.get("class_name") == "__lambda__":
+                found.append("a Python lambda")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
     return list(dict.fromkeys(found))
 
 

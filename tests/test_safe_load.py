@@ -1,16 +1,21 @@
 """Checkpoints load in Keras safe mode; unsafe or foreign .keras files are refused with the reason."""
 
+import os
+
 import pytest
 
 
 @pytest.mark.backend_agnostic
-def test_a_checkpoint_with_a_lambda_layer_is_refused_and_its_code_never_runs(cli, user_error, tmp_path):
+def test_a_checkpoint_with_a_lambda_layer_is_refused_and_its_code_never_runs(cli, user_error, tmp_path, monkeypatch):
     import keras
 
     ran = tmp_path / "ran"
+    monkeypatch.setenv("KERASCLF_TEST_LAMBDA_RAN", str(ran))
     inputs = keras.Input((4,))
-    # the lambda would leave a file behind if Keras ever rebuilt (ran) it while loading
-    outputs = keras.layers.Lambda(lambda t: t * 2 + 0 * len(open(str(ran), "w").name), name="double")(inputs)
+    # the lambda leaves a file behind whenever it runs: on building the model here, and if Keras rebuilt it on load
+    outputs = keras.layers.Lambda(
+        lambda t: t * 2 + 0 * len(open(os.environ["KERASCLF_TEST_LAMBDA_RAN"], "w").name), name="double"
+    )(inputs)
     keras.Model(inputs, outputs).save(tmp_path / "lambda.keras")
     ran.unlink()
 
