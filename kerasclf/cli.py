@@ -8,7 +8,7 @@ import sys
 import click
 
 from kerasclf import __version__
-from kerasclf.errors import KerasclfError
+from kerasclf.errors import KerasclfError, RunStopped
 
 
 def _quiet_tensorflow():
@@ -16,13 +16,22 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Exit codes (README "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
+# (config, data, checkpoint, full disk), 3 non-finite loss, 130 Ctrl-C, 143 SIGTERM.
 def _run(fn, *args, **kwargs):
-    """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2."""
+    """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2; a run that
+    stopped early (training/stops.py) prints why and exits with its own code."""
     try:
         return fn(*args, **kwargs)
     except KerasclfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except RunStopped as exc:
+        click.echo(f"Stopped: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # before training started: nothing to save
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,15 +50,30 @@ def main():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=5 (repeatable).")
 @click.option("--data-dir", default=None, help="Download cache for data sets (default $KERASCLF_DATA or ~/.cache/kerasclf).")
 @click.option("--dry-run", is_flag=True, help="Build data and model, print a JSON summary, train nothing.")
-def train(config_path, overrides, data_dir, dry_run):
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
+              help="Continue the run in this directory (logs/<run>) from its last finished epoch, with its config.yaml.")
+def train(config_path, overrides, data_dir, dry_run, resume_dir):
     """Train a model; the run lands in <train.log_dir>/<dataset>-<model>-<time>/."""
-    _run(_train, config_path, overrides, data_dir, dry_run)
+    _run(_train, config_path, overrides, data_dir, dry_run, resume_dir)
 
 
-def _train(config_path, overrides, data_dir, dry_run):
+def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
     from kerasclf.config import load_config
+    from kerasclf.errors import ConfigError
 
-    cfg = load_config(config_path, overrides)
+    resume = None
+    if resume_dir:
+        if config_path:
+            raise ConfigError(
+                "--resume takes the config from the run directory's config.yaml; drop --config "
+                "(to train a changed config, start a new run with --config)."
+            )
+        from kerasclf.training.keeper import open_resume
+
+        resume = open_resume(resume_dir, overrides, data_dir)
+        cfg = resume.cfg
+    else:
+        cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
     from kerasclf.training.assemble import prepare
@@ -58,7 +82,7 @@ def _train(config_path, overrides, data_dir, dry_run):
     if dry_run:
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
         return
-    run_dir, metrics = run_training(cfg)  # also writes eval/<split>/ when train.evaluate_after
+    run_dir, metrics = run_training(cfg, resume=resume)  # also writes eval/<split>/ when train.evaluate_after
     click.echo(json.dumps({k: metrics[k] for k in ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")}))
     click.echo(f"Run directory: {run_dir}")
     if metrics.get("report_path"):

@@ -251,6 +251,7 @@ class TrainConfig:
     verbose: Union[int, str] = key("auto", OneOf(("auto", 0, 1, 2)))  # Keras fit verbosity
     gradient_flow_every: int = key(0, AT_LEAST_0)  # mean/max |gradient| per weight layer before training and every N epochs (0 = off)
     gradient_flow_batch: int = key(64, AT_LEAST_1)  # images in the fixed probe batch (a seeded sample of the training split)
+    deterministic: bool = False  # true: same seed -> same metrics (op determinism, ordered tf.data; slower)
 
 
 @dataclass

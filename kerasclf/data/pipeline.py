@@ -17,13 +17,16 @@ def one_hot(y, num_classes):
 
 
 def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None,
-               sampler=None):
+               sampler=None, order=None, deterministic=False):
     """Keyword arguments for model.fit / evaluate / predict: {x, y?, batch_size?, shuffle?}.
 
     `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
     shuffles itself, so fit gets shuffle=False (Keras warns when a Dataset gets shuffle=True).
     `sampler` (training only): a kerasclf.data.sampler.PKSampler whose index batches replace
     the shuffled ones.
+    `order` (a data.order.EpochOrder, training only): batches in its per-epoch order, which
+    a resumed run replays; without it, tf.data / Keras shuffle. `deterministic`: tf.data
+    keeps batch order and runs stateful (random) maps one at a time.
     """
     from kerasclf.data.files import is_streamed
 
@@ -40,9 +43,14 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
     if not have_tensorflow() or (not training and mixing is None):
         if mixing:
             raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
+        if training and order is not None:
+            from kerasclf.data.order import epoch_batches
+
+            return {"x": epoch_batches(split.x, y, batch_size, order), "shuffle": False}
         inputs = {"x": split.x, "y": y, "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs
-    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler)}
+    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler, order,
+                             deterministic)}
     return {**inputs, "shuffle": False} if training else inputs
 
 
@@ -79,14 +87,20 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
     return {"x": ds, "shuffle": False} if training else {"x": ds}
 
 
-def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None):
+def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None, order=None,
+                deterministic=False):
     import tensorflow as tf
 
     n = len(x)
+    rows_of = None
     if sampler is not None:  # the generator is called again for every epoch: new P x K batches
         ds = tf.data.Dataset.from_generator(
             lambda: iter(sampler.epoch()), output_signature=tf.TensorSpec((sampler.batch_size,), tf.int64)
         ).apply(tf.data.experimental.assert_cardinality(sampler.batches_per_epoch))
+    elif training and order is not None:
+        # elements are batch numbers; gather() turns one into that batch's rows of the current epoch
+        ds = tf.data.Dataset.range(-(-n // batch_size))
+        rows_of = lambda i: order.batch(i, batch_size)  # noqa: E731
     else:
         ds = tf.data.Dataset.range(n)
         if training:
@@ -101,6 +115,8 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
     eager_mixing = mixing if mixing is not None and keras.backend.backend() != "tensorflow" else None
 
     def gather(index):
+        if rows_of is not None:
+            index = rows_of(index)
         images, labels = x[index], y[index]
         if eager_mixing is not None:
             images, labels = (keras.ops.convert_to_numpy(t) for t in eager_mixing(images, labels))
@@ -114,7 +130,8 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
 
     ds = ds.map(gather_tf, num_parallel_calls=1 if eager_mixing is not None else tf.data.AUTOTUNE)
     if mixing is not None and eager_mixing is None:
-        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE)
+        # parallel calls would draw the mixing RNG in thread order: one at a time when deterministic
+        ds = ds.map(mixing, num_parallel_calls=1 if deterministic else tf.data.AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = not training
+    options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -17,6 +17,10 @@ class Prepared:
 def setup_backend(cfg):
     import keras
 
+    if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
+        from kerasclf.training.determinism import enable_determinism
+
+        enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)

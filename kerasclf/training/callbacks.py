@@ -99,9 +99,13 @@ class TestAccuracy(keras.callbacks.Callback):
             logs["test_loss"] = results["loss"]
 
 
-class EpochCSVLogger(keras.callbacks.CSVLogger):
-    """CSVLogger with epochs numbered from 1, like Keras's "Epoch 1/N", the console lines and
-    metrics.json's best_epoch (Keras's own CSVLogger writes its 0-based epoch index)."""
+class EpochClock(keras.callbacks.Callback):
+    """Tells the training orders (data/order.py) which epoch starts, before Keras creates its iterator."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch + 1, logs)
+    def __init__(self, orders):
+        super().__init__()
+        self.orders = list(orders)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for order in self.orders:
+            order.epoch = int(epoch)
