@@ -48,7 +48,7 @@ def test_same_run_name_started_at_once_gets_distinct_directories(tmp_path):
     def start():
         barrier.wait()
         try:
-            made.append(make_run_dir(tmp_path / "logs", "digits", "cnn", run_name="same"))
+            made.append(make_run_dir(tmp_path / "logs", None, "digits", "cnn", run_name="same"))
         except Exception as exc:  # noqa: BLE001 -- any error fails the test below
             errors.append(exc)
 
