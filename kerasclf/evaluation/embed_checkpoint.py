@@ -12,10 +12,8 @@ from kerasclf.evaluation import retrieval
 REFERENCE_POINTS = 5000
 
 
-def embed(model, images, batch_size=256):
-    from kerasclf.training.aux_loss import embedding_model
-
-    return embedding_model(model).predict(images, batch_size=batch_size, verbose=0)
+def embed(extractor, images, batch_size=256):
+    return extractor.predict(images, batch_size=batch_size, verbose=0)
 
 
 def add_embedding_report(model, dataset, split, out_dir, batch_size=256, tsne_points=2000, seed=0):
@@ -23,15 +21,17 @@ def add_embedding_report(model, dataset, split, out_dir, batch_size=256, tsne_po
     from pathlib import Path
 
     from kerasclf.evaluation.embeddings import write_embedding_report
+    from kerasclf.training.aux_loss import embedding_model
 
     out_dir = Path(out_dir)
+    extractor = embedding_model(model)  # one model: one compiled predict function for both splits
     chosen = dataset.split(split)
     reference = None
     if split != "train" and dataset.train is not None and len(dataset.train):
         keep = retrieval.subsample(dataset.train.y, REFERENCE_POINTS, seed)
-        reference = (embed(model, dataset.train.x[keep], batch_size), dataset.train.y[keep])
+        reference = (embed(extractor, dataset.train.x[keep], batch_size), dataset.train.y[keep])
     metrics, lines = write_embedding_report(
-        out_dir / "embeddings", embed(model, chosen.x, batch_size), chosen.y, dataset.info.class_names,
+        out_dir / "embeddings", embed(extractor, chosen.x, batch_size), chosen.y, dataset.info.class_names,
         split=split, images=chosen.x, reference=reference, tsne_points=tsne_points,
         projector_points=tsne_points, seed=seed, link_base=out_dir,
     )
