@@ -27,6 +27,9 @@ class DataConfig:
     val_fraction: float = 0.1  # carved from train (seeded, stratified) when no val split exists
     test_fraction: float = 0.0  # carved from the pool when the source has no test split
     limit_per_class: Optional[int] = None  # keep at most N train images per class (quick runs)
+    # int >= 0 or None: seed of the val/test carving and limit_per_class; None uses the run's
+    # `seed`. Fix it to compare training seeds on the same held-out images.
+    split_seed: Optional[int] = None
     shuffle_buffer: Optional[int] = None  # None: the whole split
     cache: bool = True  # keep decoded images in memory after the first epoch
 
@@ -71,6 +74,7 @@ class OptimConfig:
     step_epochs: int = 30  # step schedule: decay every N epochs
     gamma: float = 0.1  # step schedule: decay factor
     min_lr_fraction: float = 0.0  # cosine/onecycle floor, as a fraction of lr
+    start_lr_fraction: Optional[float] = None  # onecycle/constant warm-up start, fraction of lr in [0, 1]; None: 0.04 (onecycle), 0 (constant); airbench94: 0.2
     # Lookahead (kerasclf.training.lookahead; airbench94: 5, 0.95**5, 3): every N steps the
     # weights are averaged into a slow copy and reset to it. int >= 0, 0 = off.
     lookahead_every: int = 0

@@ -55,6 +55,10 @@ def load_raw(source, data_cfg):
 
 def build_dataset(data_cfg, seed=0):
     _check_fractions(data_cfg)
+    if getattr(data_cfg, "split_seed", None) is not None:
+        if not 0 <= data_cfg.split_seed < 2**32:
+            raise ConfigError(f"data.split_seed must be from 0 to 2**32 - 1, or null, got {data_cfg.split_seed}.")
+        seed = data_cfg.split_seed  # the same held-out images whatever the run's seed
     raw = load_raw(data_cfg.source, data_cfg)
     splits, class_names = raw.splits, list(raw.class_names)
     if data_cfg.classes is not None:

@@ -54,8 +54,11 @@ def build_schedule(optim, steps_per_epoch, epochs):
     """A float or a LearningRateSchedule for `optim.schedule`."""
     total = max(int(steps_per_epoch * epochs), 1)
     warmup = int(round(optim.warmup_epochs * steps_per_epoch))
+    start = getattr(optim, "start_lr_fraction", None)
+    if start is not None and not 0.0 <= start <= 1.0:
+        raise ConfigError(f"optim.start_lr_fraction must be in [0, 1] or null, got {start!r}.")
     if optim.schedule == "constant":
-        return optim.lr if warmup == 0 else WarmupSchedule(optim.lr, total, warmup)
+        return optim.lr if warmup == 0 else WarmupSchedule(optim.lr, total, warmup, start_fraction=start or 0.0)
     if optim.schedule == "step":
         if warmup:
             raise ConfigError("optim.schedule=step does not take warmup_epochs; use cosine or onecycle.")
@@ -73,7 +76,10 @@ def build_schedule(optim, steps_per_epoch, epochs):
     if optim.schedule == "onecycle":
         # Default warm-up: the first 25% of training, as in one-cycle / airbench recipes.
         warmup = warmup or int(0.25 * total)
-        return WarmupSchedule(optim.lr, total, warmup, decay="linear", start_fraction=0.04, end_fraction=optim.min_lr_fraction)
+        return WarmupSchedule(
+            optim.lr, total, warmup, decay="linear", start_fraction=0.04 if start is None else start,
+            end_fraction=optim.min_lr_fraction,
+        )
     from kerasclf.errors import did_you_mean
 
     raise ConfigError(f"Unknown optim.schedule {optim.schedule!r}.{did_you_mean(optim.schedule, SCHEDULES)} Choose one of {', '.join(SCHEDULES)}.")
