@@ -158,6 +158,9 @@ class DataConfig:
     val_fraction: float = key(0.1, UNIT)  # carved from train (seeded, stratified) when no val split exists
     test_fraction: float = key(0.0, UNIT)  # carved from the pool when the source has no test split
     limit_per_class: Optional[int] = key(None, AT_LEAST_1)  # keep at most N train images per class (quick runs)
+    # seed of the val/test carving and limit_per_class; null: the run's `seed`. Fix it to
+    # compare training seeds on the same held-out images.
+    split_seed: Optional[int] = key(None, Range(0, 2**32 - 1))
     shuffle_buffer: Optional[int] = key(None, AT_LEAST_1)  # None: the whole split
     # Image files (folders, cats-vs-dogs): decode them all into memory (false), stream them
     # from disk through tf.data every epoch (true, needs TensorFlow), or "auto": stream when
@@ -208,6 +211,8 @@ class OptimConfig:
     step_epochs: int = key(30, AT_LEAST_1)  # step schedule: decay every N epochs
     gamma: float = key(0.1, Range(0, 1, lo_open=True))  # step schedule: decay factor
     min_lr_fraction: float = key(0.0, Range(0, 1))  # cosine/onecycle floor, as a fraction of lr
+    # onecycle/constant warm-up start, fraction of lr; null: 0.04 (onecycle), 0 (constant); airbench94: 0.2
+    start_lr_fraction: Optional[float] = key(None, Range(0, 1))
     # Lookahead (kerasclf.training.lookahead; airbench94: 5, 0.95**5, 3): every N steps the
     # weights are averaged into a slow copy and reset to it; 0 = off.
     lookahead_every: int = key(0, AT_LEAST_0)

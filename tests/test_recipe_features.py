@@ -216,3 +216,32 @@ def test_airbench_bn_epsilon_key_reaches_its_batchnorm_layers():
     assert eps == {1e-12}
     with pytest.raises(ConfigError, match="bn_epsilon"):
         _airbench(bn_epsilon=0)
+
+
+# ---------------------------------------------------------------------------------------
+# Held-out images fixed across training seeds; airbench's warm-up start
+# ---------------------------------------------------------------------------------------
+
+
+def test_split_seed_keeps_the_held_out_images_across_run_seeds():
+    from kerasclf.data import build_dataset
+
+    def val_images(seed, split_seed):
+        cfg = from_dict({"data": {"source": "synthetic", "val_fraction": 0.25, "split_seed": split_seed}})
+        return build_dataset(cfg.data, seed).val.x
+
+    np.testing.assert_array_equal(val_images(0, 7), val_images(1, 7))
+    assert not np.array_equal(val_images(0, None), val_images(1, None))
+    with pytest.raises(ConfigError, match="split_seed"):
+        val_images(0, -1)
+
+
+@pytest.mark.parametrize("start, expected", [(None, 0.04), (0.2, 0.2)])
+def test_onecycle_warmup_starts_at_start_lr_fraction(start, expected):
+    from kerasclf.training.schedules import build_schedule
+
+    cfg = from_dict({"optim": {"lr": 2.0, "schedule": "onecycle", "warmup_epochs": 2, "start_lr_fraction": start}})
+    schedule = build_schedule(cfg.optim, steps_per_epoch=10, epochs=10)
+    assert float(np_(schedule(0))) == pytest.approx(2.0 * expected)
+    assert float(np_(schedule(10))) == pytest.approx(2.0 * (expected + (1 - expected) / 2))  # half-way up
+    assert float(np_(schedule(20))) == pytest.approx(2.0)

@@ -57,6 +57,8 @@ def load_raw(source, data_cfg, seed=0, keep_files=False):
 def build_dataset(data_cfg, seed=0, keep_files=False):
     """keep_files: leave image files on disk whatever data.stream says (for code that reads
     them a chunk at a time, such as the data report; training needs data.stream for that)."""
+    if data_cfg.split_seed is not None:
+        seed = data_cfg.split_seed  # the same held-out images whatever the run's seed
     raw = load_raw(data_cfg.source, data_cfg, seed, keep_files)
     splits, class_names = _decode_or_stream(raw.splits, data_cfg, keep_files), list(raw.class_names)
     if data_cfg.classes is not None:
