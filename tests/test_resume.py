@@ -199,8 +199,9 @@ def test_resume_allows_more_epochs_with_a_schedule_that_does_not_depend_on_them(
 
 
 @pytest.mark.slow
+@pytest.mark.backend_agnostic
 def test_two_runs_with_the_same_seed_give_identical_metrics_with_mixup(cli, tmp_path):
-    """train.deterministic: the tf.data path with its random MixUp map, twice."""
+    """train.deterministic: the tf.data path with its random MixUp map (under JAX: mixed on the host), twice."""
     pytest.importorskip("tensorflow")
     runs = []
     for name in ("a", "b"):
