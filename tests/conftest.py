@@ -25,6 +25,21 @@ CLASS_COLOURS = {
 
 
 @pytest.fixture(autouse=True)
+def _no_leaked_determinism(monkeypatch):
+    """train.deterministic switches TensorFlow's op determinism on for the process (and Keras
+    then turns XLA off): undo it after each test so it cannot reach the next one."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    yield
+    import sys
+
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+
+
+@pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path_factory):
     """Every test: its own empty download cache, and any download attempt fails like no network."""
     monkeypatch.setenv("KERASCLF_DATA", str(tmp_path_factory.mktemp("kerasclf-cache")))

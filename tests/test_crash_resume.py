@@ -183,7 +183,7 @@ def assert_readable(run):
             assert len(model.weights) == 4, name
     if (run / "history.csv").exists():
         table = rows(run / "history.csv")
-        assert [int(r["epoch"]) for r in table] == list(range(len(table)))
+        assert [int(r["epoch"]) for r in table] == list(range(1, len(table) + 1))
         assert all(None not in r and all(v not in (None, "") for v in r.values()) for r in table)
     for path in (run / "metrics.json", run / "eval" / "test" / "metrics.json"):
         if path.exists():

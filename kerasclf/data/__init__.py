@@ -49,6 +49,7 @@ def load_raw(source, data_cfg, seed=0, keep_files=False):
         return load_folder(
             source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
             stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
+            batch_size=data_cfg.batch_size,
         )
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))

@@ -112,7 +112,7 @@ def _drop_classes(splits, class_dirs, present, layout):
     return out, [display(class_dirs[c]) for c in present]
 
 
-def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25):
+def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None):
     """RawDataset of the folder, decoded into memory; or, when `stream` says so (data.stream:
     true, or "auto" with the decoded images above `memory_fraction` of the available memory),
     FileImages splits left on disk for build_dataset to stream (kerasclf.data.files)."""
@@ -142,6 +142,8 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
     image_size = tuple(int(s) for s in image_size)
     total = sum(len(paths) for paths, _ in scanned.values())
     if choose_stream(stream, total, image_size, memory_fraction):
+        # streamed, the images never sit in memory together, but a batch of them must
+        check_fits_in_memory(min(total, batch_size or total), image_size, f"Data folder {display(root)!r}")
         return RawDataset(
             {split: Split(FileImages(paths, image_size), labels, paths) for split, (paths, labels) in scanned.items() if paths},
             [display(n) for n in class_dirs],
