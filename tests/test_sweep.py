@@ -294,10 +294,10 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(cli, tmp_path):
     error = (bad / "error.txt").read_text()
     assert error.splitlines()[0].startswith("Data folder") and "no-such-folder" in error.splitlines()[0]
     assert "Error: Data folder" in (bad / "train.log").read_text()
-    assert "1 of 2 runs did not finish: model-nosuch" in result.stderr
+    assert f"1 of 2 runs did not finish: {bad.name}" in result.stderr
     rows = {r["run"]: r for r in read_csv(study / "comparison.csv")}
-    assert rows["model-nosuch"]["state"] == "failed" and "nosuch" in rows["model-nosuch"]["error"]
-    assert rows["model-cnn"]["state"] == "finished" and rows["model-cnn"]["best"] == "1"
+    assert rows[bad.name]["state"] == "failed" and "no-such-folder" in rows[bad.name]["error"]
+    assert rows[good.name]["state"] == "finished" and rows[good.name]["best"] == "1"
     assert "model-nosuch (failed: Unknown model" in (study / "comparison.md").read_text()
 
     again = cli("sweep", *args)  # a failed run is not finished: re-done (and fails again)
