@@ -298,7 +298,7 @@ def test_a_failed_run_is_recorded_and_the_others_go_on(cli, tmp_path):
     rows = {r["run"]: r for r in read_csv(study / "comparison.csv")}
     assert rows[bad.name]["state"] == "failed" and "no-such-folder" in rows[bad.name]["error"]
     assert rows[good.name]["state"] == "finished" and rows[good.name]["best"] == "1"
-    assert "model-nosuch (failed: Unknown model" in (study / "comparison.md").read_text()
+    assert f"{bad.name} (failed: Data folder" in (study / "comparison.md").read_text()
 
     again = cli("sweep", *args)  # a failed run is not finished: re-done (and fails again)
     assert "2 runs, 1 finished earlier, 1 to run" in again.stdout
