@@ -38,8 +38,12 @@ test-fast: install  ## the suite without tests marked slow
 tensorboard: install  ## TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
 
-bench: install  ## benchmarks in bench/, one JSON line each
-	@for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+# The benchmarks `make bench` runs (minutes each at most). Not here: bench/recipe_ablation.py
+# (10-epoch cifar-fast runs, hours on a CPU) and bench/history_curves.py (a plotting tool).
+BENCHES ?= cli train_throughput pipeline augment_overhead aux_loss_step resume_cost sweep_overhead stream_memory folder_memory
+
+bench: install  ## benchmarks in bench/ (BENCHES), one JSON line each
+	@for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean-logs:  ## delete every run under logs/
 	find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
