@@ -16,7 +16,7 @@ import importlib
 from pathlib import Path
 
 from kerasclf.errors import CheckpointError, ModelError
-from kerasclf.registry import DATASETS, HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
+from kerasclf.registry import HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
 
 # Modules with serialisable Keras classes that no registry imports.
 _LAYER_MODULES = (

@@ -1,7 +1,6 @@
 """Data sources (CIFAR archives, folders, digits, synthetic), caching, splits and subsets."""
 
 import io
-import os
 import pickle
 import tarfile
 import urllib.error

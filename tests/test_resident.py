@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import pytest
 
-from kerasclf.errors import ConfigError
 
 TINY = ["model.name=cnn", "model.filters=[8]", "model.dense=[16]"]
 ON_TF = keras.backend.backend() == "tensorflow"

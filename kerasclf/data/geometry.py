@@ -70,7 +70,6 @@ def fit_pil(image, size, policy="crop"):
 
 def fit_array(array, size, policy="crop"):
     """The same for a uint8 (H, W, C) array already in memory (built-in data sets)."""
-    import numpy as np
     from PIL import Image
 
     channels = array.shape[-1]
