@@ -9,7 +9,7 @@ KCLF   := $(BIN)/kerasclf
 ARGS   ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo test test-fast test-jax tensorboard bench clean-logs
+.PHONY: help install demo test test-slow tensorboard bench clean-logs
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -28,12 +28,13 @@ install: $(VENV)/.installed  ## create .venv and install kerasclf (editable) wit
 demo: install  ## train + evaluate on scikit-learn's digits (offline, ~1 min), print the report path
 	$(KCLF) train --config configs/digits/demo.yaml $(ARGS)
 
-test: install  ## the test suite (TensorFlow backend), then the backend-agnostic tests under JAX
-	$(BIN)/python -m pytest -q -n 2 --durations=10 tests
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m backend_agnostic tests
+test: install  ## the suite without slow tests (TensorFlow), then its backend-agnostic tests under JAX
+	$(BIN)/python -m pytest -q -n 2 --durations=10 -m "not slow" tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m "backend_agnostic and not slow" tests
 
-test-fast: install  ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
+test-slow: install  ## the tests marked slow (subprocess kills, sweeps, whole runs), TensorFlow then JAX
+	$(BIN)/python -m pytest -q -n 2 --durations=10 -m slow tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m "backend_agnostic and slow" tests
 
 tensorboard: install  ## TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
