@@ -9,7 +9,7 @@ KCLF   := $(BIN)/kerasclf
 ARGS   ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo test test-fast test-jax tensorboard bench clean-logs
+.PHONY: help install demo test test-slow tensorboard bench clean-logs
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -28,18 +28,23 @@ install: $(VENV)/.installed  ## create .venv and install kerasclf (editable) wit
 demo: install  ## train + evaluate on scikit-learn's digits (offline, ~1 min), print the report path
 	$(KCLF) train --config configs/digits/demo.yaml $(ARGS)
 
-test: install  ## the test suite (TensorFlow backend), then the backend-agnostic tests under JAX
-	$(BIN)/python -m pytest -q -n 2 --durations=10 tests
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m backend_agnostic tests
+test: install  ## the suite without slow tests (TensorFlow), then its backend-agnostic tests under JAX
+	$(BIN)/python -m pytest -q -n 2 --durations=10 -m "not slow" tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m "backend_agnostic and not slow" tests
 
-test-fast: install  ## the suite without tests marked slow
-	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests
+test-slow: install  ## the tests marked slow (subprocess kills, sweeps, whole runs), TensorFlow then JAX
+	$(BIN)/python -m pytest -q -n 2 --durations=10 -m slow tests
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m "backend_agnostic and slow" tests
 
 tensorboard: install  ## TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs
 
-bench: install  ## benchmarks in bench/, one JSON line each
-	@for f in bench/*.py; do $(BIN)/python $$f || exit 1; done
+# The benchmarks `make bench` runs (minutes each at most). Not here: bench/recipe_ablation.py
+# (10-epoch cifar-fast runs, hours on a CPU) and bench/history_curves.py (a plotting tool).
+BENCHES ?= cli train_throughput pipeline augment_overhead aux_loss_step resume_cost sweep_overhead stream_memory folder_memory
+
+bench: install  ## benchmarks in bench/ (BENCHES), one JSON line each
+	@for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean-logs:  ## delete every run under logs/
 	find logs -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name README.md -exec rm -rf {} +
@@ -65,3 +70,29 @@ $(eval $(call experiment,cifar-resnet18-sgd-frozen,configs/cifar10/resnet18_sgd_
 $(eval $(call experiment,cifar-resnet18-adam-frozen,configs/cifar10/resnet18_adam_frozen.yaml))
 $(eval $(call experiment,cifar-vit-full,configs/cifar10/vit_full.yaml))
 $(eval $(call experiment,cifar-vit-head,configs/cifar10/vit_head.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-ce,configs/tinyimagenet/resnet18_ce.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-triplet,configs/tinyimagenet/resnet18_triplet.yaml))
+$(eval $(call experiment,tinyimagenet50-resnet18-center,configs/tinyimagenet/resnet18_center.yaml))
+
+$(eval $(call experiment,stl10-resnet50-finetune,configs/stl10/resnet50_finetune.yaml))
+$(eval $(call experiment,svhn-cnn,configs/svhn/cnn.yaml))
+$(eval $(call experiment,svhn-resnet18,configs/svhn/resnet18.yaml))
+$(eval $(call experiment,svhn-resnet18-aug,configs/svhn/resnet18_aug.yaml))
+$(eval $(call experiment,catsdogs-cnn-adam,configs/catsdogs/cnn_adam.yaml))
+$(eval $(call experiment,catsdogs-cnn-sgd-bs1,configs/catsdogs/cnn_sgd_bs1.yaml))
+$(eval $(call experiment,catsdogs-cnn-sgd-bs64,configs/catsdogs/cnn_sgd_bs64.yaml))
+$(eval $(call experiment,catsdogs-cnn-momentum,configs/catsdogs/cnn_momentum.yaml))
+
+# --- Studies: a sweep of runs into logs/<study>/, then comparison.md / .csv and overlaid curves.
+# `make <target> ARGS="--set train.epochs=3 --parallel 2"`; re-running finishes only missing runs.
+# The study files (base config + grid or named runs) are configs/studies/<name>.yaml.
+define study
+$(1): install  ## study: $(2)
+	$(KCLF) sweep --study $(2) $$(ARGS)
+endef
+
+$(eval $(call study,catsdogs-optimizers,configs/studies/catsdogs_optimizers.yaml))
+$(eval $(call study,catsdogs-batch-sweep,configs/studies/catsdogs_batch_sweep.yaml))
+$(eval $(call study,catsdogs-betas-sweep,configs/studies/catsdogs_betas_sweep.yaml))
+$(eval $(call study,cifar-optimizers,configs/studies/cifar_optimizers.yaml))
+$(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml))

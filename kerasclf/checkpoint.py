@@ -15,11 +15,17 @@ checkpoints (`model.weights: run/best.keras`) lives here too: it needs a loaded 
 import importlib
 from pathlib import Path
 
-from kerasclf.errors import CheckpointError, ModelError, first_line
-from kerasclf.registry import DATASETS, HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
+from kerasclf.errors import CheckpointError, ModelError
+from kerasclf.registry import HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
 
 # Modules with serialisable Keras classes that no registry imports.
-_LAYER_MODULES = ("kerasclf.layers.preprocessing", "kerasclf.layers.augment")
+_LAYER_MODULES = (
+    "kerasclf.layers.preprocessing",
+    "kerasclf.layers.augment",
+    "kerasclf.layers.alternating_flip",
+    "kerasclf.layers.metric_losses",
+    "kerasclf.training.aux_loss",  # KeepCenters: the centres saved with a center-loss run (loaded by name)
+)
 LABELS_LAYER = "labels"
 
 
@@ -35,6 +41,8 @@ def load_checkpoint(path):
     """(model, labels) from a .keras file, in safe mode, or a CheckpointError that says what to do."""
     import keras
 
+    from kerasclf.safe_load import explain_load_failure, refuse_lambda
+
     register_serializables()
     path = Path(path)
     if not path.is_file():
@@ -42,13 +50,11 @@ def load_checkpoint(path):
             f"Checkpoint {str(path)!r} does not exist. Runs write logs/<run>/best.keras and last.keras; "
             "pass one of those with --checkpoint."
         )
+    refuse_lambda(path)  # before Keras reads it: say why, in kerasclf's terms
     try:
         model = keras.saving.load_model(str(path), safe_mode=True)
     except Exception as exc:  # zip/JSON/HDF5 errors all mean "not a usable checkpoint"
-        raise CheckpointError(
-            f"Could not read checkpoint {str(path)!r} ({first_line(exc)}). "
-            "It must be a .keras file written by `kerasclf train`; it may be truncated or from another tool."
-        ) from None
+        raise explain_load_failure(path, exc) from None
     return model, labels_of(model, path)
 
 

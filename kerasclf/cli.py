@@ -2,12 +2,13 @@
 
 import json
 import os
+import re
 import sys
 
 import click
 
 from kerasclf import __version__
-from kerasclf.errors import KerasclfError
+from kerasclf.errors import KerasclfError, RunStopped
 
 
 def _quiet_tensorflow():
@@ -15,20 +16,33 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+# Exit codes (README "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
+# (config, data, checkpoint, full disk), 3 non-finite loss, 130 Ctrl-C, 143 SIGTERM.
 def _run(fn, *args, **kwargs):
-    """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2."""
+    """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2; a run that
+    stopped early (training/stops.py) prints why and exits with its own code."""
     try:
         return fn(*args, **kwargs)
     except KerasclfError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
+    except RunStopped as exc:
+        click.echo(f"Stopped: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # before training started: nothing to save
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
+    from kerasclf.console import show_notes, show_warnings_plainly
+
     _quiet_tensorflow()
+    show_warnings_plainly()
+    show_notes()
 
 
 @main.command()
@@ -36,15 +50,30 @@ def main():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.epochs=5 (repeatable).")
 @click.option("--data-dir", default=None, help="Download cache for data sets (default $KERASCLF_DATA or ~/.cache/kerasclf).")
 @click.option("--dry-run", is_flag=True, help="Build data and model, print a JSON summary, train nothing.")
-def train(config_path, overrides, data_dir, dry_run):
+@click.option("--resume", "resume_dir", default=None, type=click.Path(file_okay=False),
+              help="Continue the run in this directory (logs/<run>) from its last finished epoch, with its config.yaml.")
+def train(config_path, overrides, data_dir, dry_run, resume_dir):
     """Train a model; the run lands in <train.log_dir>/<dataset>-<model>-<time>/."""
-    _run(_train, config_path, overrides, data_dir, dry_run)
+    _run(_train, config_path, overrides, data_dir, dry_run, resume_dir)
 
 
-def _train(config_path, overrides, data_dir, dry_run):
+def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
     from kerasclf.config import load_config
+    from kerasclf.errors import ConfigError
 
-    cfg = load_config(config_path, overrides)
+    resume = None
+    if resume_dir:
+        if config_path:
+            raise ConfigError(
+                "--resume takes the config from the run directory's config.yaml; drop --config "
+                "(to train a changed config, start a new run with --config)."
+            )
+        from kerasclf.training.keeper import open_resume
+
+        resume = open_resume(resume_dir, overrides, data_dir)
+        cfg = resume.cfg
+    else:
+        cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
     from kerasclf.training.assemble import prepare
@@ -53,7 +82,7 @@ def _train(config_path, overrides, data_dir, dry_run):
     if dry_run:
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
         return
-    run_dir, metrics = run_training(cfg)  # also writes eval/<split>/ when train.evaluate_after
+    run_dir, metrics = run_training(cfg, resume=resume)  # also writes eval/<split>/ when train.evaluate_after
     click.echo(json.dumps({k: metrics[k] for k in ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")}))
     click.echo(f"Run directory: {run_dir}")
     if metrics.get("report_path"):
@@ -62,20 +91,31 @@ def _train(config_path, overrides, data_dir, dry_run):
 
 @main.command()
 @click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A .keras file written by `kerasclf train`.")
-@click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default=None,
+              help="Images to score; all: every image. Default: all with --data, else test.")
 @click.option("--data", "data_spec", default=None, help="Data to evaluate on (a registered name or folder:/path); default: the training data.")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
-@click.option("--batch-size", default=256, show_default=True)
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <run>/eval/<split>).")
-def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir):
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Report folder (default: <run>/eval/<split>, or <run>/eval/<data>-<split> with --data).")
+@click.option("--embeddings", is_flag=True, help="Also the embedding report: precision@1, R-precision, MAP@R, kNN, NMI, t-SNE, projector files.")
+@click.option("--tsne-points", default=2000, show_default=True, type=click.IntRange(min=10), help="Points in the t-SNE figures and the projector (seeded subsample).")
+def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embeddings, tsne_points):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
+
+    import_tensorflow_quietly()
 
     result = _run(
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
-        batch_size=batch_size, out_dir=out_dir,
+        batch_size=batch_size, out_dir=out_dir, embeddings=embeddings, tsne_points=tsne_points,
     )
-    click.echo(f"{split} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    if embeddings:
+        e = result["embeddings"]
+        click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
+                   f"intra/inter {e['intra_inter_ratio']:.4f}")
     click.echo(f"Report: {result['report_path']}")
 
 
@@ -99,12 +139,109 @@ def _lister(command, registry_name, help_text, footer=None, order=None):
 
 _lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda w: (
     f"{'folder:<path>':<{w}}your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)"))
-_lister("models", "MODELS", "List the registered models.")
+@main.command()
+def models():
+    """List the registered models."""
+    from kerasclf.models.catalogue import catalogue  # read from source: no Keras/TensorFlow import
+
+    for entry in catalogue():
+        click.echo(f"{entry.name:<14} {entry.description}")
+
+
 _lister("losses", "LOSSES", "List the registered losses (loss.name).")
 _lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name).")
 _lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")
 _lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.",
         order=lambda e: (e.meta.get("order", 100), e.name))
+
+
+@main.command("data-report")
+@click.option("--data", "data_spec", required=True, help="A registered data set (svhn, cifar10, ...) or folder:/path.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: logs/data-report-<name>).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Data config key, e.g. data.val_fraction=0.2 or data.image_size=[64,64] (repeatable).")
+@click.option("--seed", default=0, show_default=True, help="Seed of the carved splits and of the samples shown.")
+@click.option("--samples-per-class", default=8, show_default=True, type=click.IntRange(1, 32))
+def data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
+    """Class counts per split, samples per class, channel statistics, image sizes, duplicates."""
+    _run(_data_report, data_spec, out_dir, data_dir, overrides, seed, samples_per_class)
+
+
+def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
+    from kerasclf.config import load_config
+    from kerasclf.evaluation.data_report import build_report_dataset, default_out_dir, write_data_report
+
+    cfg = load_config(None, [f"data.source={data_spec}", f"seed={seed}", *overrides])
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    dataset = build_report_dataset(cfg.data, cfg.seed)
+    result = write_data_report(dataset, out_dir or default_out_dir(data_spec), samples_per_class, cfg.seed)
+    numbers = result["numbers"]
+    click.echo(", ".join(f"{split}: {n:,} images" for split, n in numbers["sizes"].items())
+               + f"; {len(numbers['class_names'])} classes")
+    for pair, found in numbers["duplicates"]["between"].items():
+        click.echo(f"exact duplicates {pair}: {found['count']}")
+    click.echo(f"Report: {result['report_path']}")
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Base experiment YAML.")
+@click.option("--study", "study_path", type=click.Path(dir_okay=False), help="Study file (configs/studies/*.yaml): base config, grid or named runs.")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2", help="A key and its values; repeat for a grid (all combinations).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key in every run (repeatable).")
+@click.option("--name", default=None, help="Study name: runs go to <train.log_dir>/<name>/<run>/ (default from the config and grid keys).")
+@click.option("--parallel", default=1, show_default=True, type=int, help="Runs at the same time (each its own process).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--dry-run", is_flag=True, help="List the runs, their overrides and which are finished; run nothing.")
+def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+    """Run every point of a grid into logs/<study>/<run>/, then compare them.
+
+    Re-running the same command skips finished runs and re-does the others.
+    """
+    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run)
+
+
+def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+    from kerasclf.training.sweep import plan_sweep, run_sweep, states
+
+    plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
+    if dry_run:
+        current = states(plan)
+        click.echo(f"Study {plan.study_dir}: {len(plan.points)} runs")
+        for point in plan.points:
+            click.echo(f"  {point.name:<40} {current[point.name]:<10} {' '.join(point.texts)}")
+        return
+    try:
+        final = run_sweep(plan, parallel=parallel, echo=click.echo, argv=["kerasclf", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        sys.exit(130)
+    failed = [n for n, s in final.items() if s != "finished"]
+    if failed:
+        click.echo(f"{len(failed)} of {len(final)} runs did not finish: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, required=True)
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Where to write comparison.md/.csv and the curves (default: the runs' common parent).")
+@click.option("--no-hparams", is_flag=True, help="Skip the TensorBoard HParams summary.")
+def compare(dirs, out_dir, no_hparams):
+    """Table (markdown + CSV) and overlaid curves over run directories, study directories or globs."""
+    import warnings
+
+    from kerasclf.evaluation.compare import SKIPPED_TEXT, compare as write
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=re.escape(SKIPPED_TEXT))  # said below, without a source line
+        paths = _run(write, dirs, out_dir, hparams=not no_hparams)
+    if paths["skipped"]:
+        click.echo(f"Warning: {SKIPPED_TEXT}: {', '.join(paths['skipped'])}", err=True)
+    click.echo(f"Table: {paths['markdown']} (CSV: {paths['csv']})")
+    for png in paths["figures"]:
+        click.echo(f"Curves: {png}")
+    if paths.get("hparams"):
+        click.echo(f"TensorBoard HParams: tensorboard --logdir {paths['hparams']}")
 
 
 if __name__ == "__main__":

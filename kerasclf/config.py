@@ -23,7 +23,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from kerasclf.errors import ConfigError, did_you_mean
+from kerasclf.errors import ConfigError, did_you_mean, first_line
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,17 +140,35 @@ AT_LEAST_1 = Range(1)
 
 
 @dataclass
+class SamplerConfig:
+    """Balanced P x K training batches (kerasclf.data.sampler); both null: plain shuffled batches."""
+
+    classes_per_batch: Optional[int] = key(None, Range(2))  # P, at most the number of classes
+    images_per_class: Optional[int] = key(None, Range(2))  # K; data.batch_size must equal P * K
+
+
+@dataclass
 class DataConfig:
     source: str = key("digits", _source)  # registered name, or folder:/path/to/root
     data_dir: Optional[str] = None  # download cache; default $KERASCLF_DATA or ~/.cache/kerasclf
-    image_size: Optional[list[int]] = key(None, _image_size)  # [height, width]; None keeps the source's size
+    image_size: Optional[list[int]] = key(None, _image_size)  # [height, width]; None: the source's size (folders: median, see data/sizing.py)
+    resize: str = key("crop", OneOf(("crop", "pad", "stretch")))  # how images are fitted to image_size (data/geometry.py)
     classes: Optional[Union[list[str], str]] = key(None, _classes)  # subset: names, or "first:N"
     batch_size: int = key(128, AT_LEAST_1)
     val_fraction: float = key(0.1, UNIT)  # carved from train (seeded, stratified) when no val split exists
     test_fraction: float = key(0.0, UNIT)  # carved from the pool when the source has no test split
     limit_per_class: Optional[int] = key(None, AT_LEAST_1)  # keep at most N train images per class (quick runs)
+    # seed of the val/test carving and limit_per_class; null: the run's `seed`. Fix it to
+    # compare training seeds on the same held-out images.
+    split_seed: Optional[int] = key(None, Range(0, 2**32 - 1))
     shuffle_buffer: Optional[int] = key(None, AT_LEAST_1)  # None: the whole split
-    cache: bool = True  # keep decoded images in memory after the first epoch
+    # Image files (folders, cats-vs-dogs): decode them all into memory (false), stream them
+    # from disk through tf.data every epoch (true, needs TensorFlow), or "auto": stream when
+    # the decoded images would take more than memory_fraction of the available RAM.
+    stream: Union[bool, str] = key("auto", OneOf(("auto", True, False)))
+    memory_fraction: float = key(0.25, Range(0, 1, lo_open=True))  # share of available RAM that "auto" allows
+    svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # P x K batches for metric learning
 
 
 @dataclass
@@ -158,6 +176,7 @@ class AugmentConfig:
     """Training-split augmentation, built from XLA-safe layers inside the model."""
 
     flip: bool = False  # random horizontal flip
+    flip_mode: str = key("random", OneOf(("random", "alternate")))  # alternate: airbench's, each image mirrored every other epoch
     crop_padding: int = key(0, Range(0, 64))  # pad by N pixels (reflect) then random crop back
     translate: float = key(0.0, Range(0, 1, hi_open=True))  # random translation, fraction of height/width
     rotation: float = key(0.0, Range(0, 180))  # max rotation in degrees
@@ -192,6 +211,13 @@ class OptimConfig:
     step_epochs: int = key(30, AT_LEAST_1)  # step schedule: decay every N epochs
     gamma: float = key(0.1, Range(0, 1, lo_open=True))  # step schedule: decay factor
     min_lr_fraction: float = key(0.0, Range(0, 1))  # cosine/onecycle floor, as a fraction of lr
+    # onecycle/constant warm-up start, fraction of lr; null: 0.04 (onecycle), 0 (constant); airbench94: 0.2
+    start_lr_fraction: Optional[float] = key(None, Range(0, 1))
+    # Lookahead (kerasclf.training.lookahead; airbench94: 5, 0.95**5, 3): every N steps the
+    # weights are averaged into a slow copy and reset to it; 0 = off.
+    lookahead_every: int = key(0, AT_LEAST_0)
+    lookahead_decay: float = key(0.7737809375, Range(0, 1))  # the slow copy's final weight (0.95**5)
+    lookahead_power: float = key(3.0, AT_LEAST_0)  # weight = decay * (step / total_steps) ** power
 
 
 @dataclass
@@ -199,6 +225,13 @@ class LossConfig:
     name: str = key("crossentropy", Registered("LOSSES"))
     label_smoothing: float = key(0.0, UNIT)
     focal_gamma: float = key(2.0, AT_LEAST_0)  # loss.name=focal: down-weighting of easy examples
+    # Auxiliary metric-learning loss on the embedding (kerasclf.training.aux_loss): CE + aux_weight * aux
+    aux: str = key("none", OneOf(("none", "triplet", "center")))
+    aux_weight: float = key(1.0, AT_LEAST_0)
+    margin: float = key(0.2, AT_LEAST_0)  # triplet margin (distances of unit vectors: at most 2, or 4 squared)
+    mining: str = key("semi_hard", OneOf(("batch_all", "batch_hard", "semi_hard")))
+    distance: str = key("euclidean", OneOf(("euclidean", "squared", "cosine")))
+    center_alpha: float = key(0.5, Range(0, 1))  # rate of the centre update (Wen et al. 2016)
 
 
 MONITORS = ("val_accuracy", "val_loss", "accuracy", "loss", "test_accuracy", "test_loss")
@@ -221,6 +254,9 @@ class TrainConfig:
     data_on_device: Union[bool, str] = key("auto", OneOf((True, False, "auto")))  # auto: every backend but TensorFlow, when it fits
     mixed_precision: Optional[str] = key(None, OneOf(("mixed_float16", "mixed_bfloat16")))
     verbose: Union[int, str] = key("auto", OneOf(("auto", 0, 1, 2)))  # Keras fit verbosity
+    gradient_flow_every: int = key(0, AT_LEAST_0)  # mean/max |gradient| per weight layer before training and every N epochs (0 = off)
+    gradient_flow_batch: int = key(64, AT_LEAST_1)  # images in the fixed probe batch (a seeded sample of the training split)
+    deterministic: bool = False  # true: same seed -> same metrics (op determinism, ordered tf.data; slower)
 
 
 @dataclass
@@ -396,16 +432,19 @@ def validate(cfg):
     config through here, so both refuse the same values before data is read or a run
     directory exists.
     """
-    for section in dataclasses.fields(Config):
-        value = getattr(cfg, section.name)
-        if dataclasses.is_dataclass(value):
-            for f in dataclasses.fields(value):
-                _check_field(f, getattr(value, f.name), f"{section.name}.{f.name}")
-        else:
-            _check_field(section, value, section.name)
+    _check_fields(cfg, "")
     _normalise_weights(cfg.model)
     for rule in CROSS_CHECKS:
         rule(cfg)
+
+
+def _check_fields(obj, prefix):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_fields(value, f"{prefix}{f.name}.")
+        else:
+            _check_field(f, value, f"{prefix}{f.name}")
 
 
 def _check_field(f, value, where):
@@ -481,6 +520,8 @@ def _schedule_options(cfg):
         raise ConfigError(
             f"optim.warmup_epochs ({o.warmup_epochs}) must be shorter than train.epochs ({cfg.train.epochs})."
         )
+    if o.lookahead_every and o.name not in ("sgd", "adam", "adamw"):
+        raise ConfigError(f"optim.lookahead_every works with optim.name sgd, adam or adamw, not {o.name!r}.")
     if o.nesterov and not o.momentum:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0 (Nesterov is a kind of momentum).")
 
@@ -565,8 +606,17 @@ def parse_override(text):
     if "=" not in text:
         raise ConfigError(f"--set expects KEY=VALUE (for example train.epochs=5), got {text!r}.")
     key, value = text.split("=", 1)
-    parsed = yaml.safe_load(value) if value.strip() else ""
-    return [p for p in key.strip().split(".") if p], parsed
+    path = key.strip().split(".")
+    if not all(part.strip() for part in path):
+        raise ConfigError(
+            f"--set {text!r}: the key before '=' must be section.key with no empty part "
+            "(for example train.epochs=5)."
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({first_line(exc)}); quote it.") from None
+    return [p.strip() for p in path], parsed
 
 
 def apply_overrides(raw, overrides):
@@ -591,7 +641,12 @@ def load_config(path=None, overrides=()):
         if not path.is_file():
             raise ConfigError(f"Config file {str(path)!r} does not exist. Configs live in configs/<dataset>/<name>.yaml.")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"Config file {str(path)!r} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                f"position {exc.start}); save it as UTF-8 (most editors: 'Save with encoding')."
+            ) from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):

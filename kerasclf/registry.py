@@ -58,6 +58,9 @@ class Registry:
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
+            from kerasclf.console import import_tensorflow_quietly
+
+            import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)
             self._loaded = True
@@ -92,6 +95,7 @@ MODELS = Registry(
         "kerasclf.models.hub",
         "kerasclf.models.vit",
         "kerasclf.models.airbench",
+        "kerasclf.models.studies",
     ),
 )
 DATASETS = Registry(
@@ -100,6 +104,10 @@ DATASETS = Registry(
         "kerasclf.data.sources.digits",
         "kerasclf.data.sources.synthetic",
         "kerasclf.data.sources.cifar",
+        "kerasclf.data.sources.stl10",
+        "kerasclf.data.sources.svhn",
+        "kerasclf.data.sources.catsdogs",
+        "kerasclf.data.sources.tinyimagenet",
     ),
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).

@@ -25,6 +25,21 @@ CLASS_COLOURS = {
 
 
 @pytest.fixture(autouse=True)
+def _no_leaked_determinism(monkeypatch):
+    """train.deterministic switches TensorFlow's op determinism on for the process (and Keras
+    then turns XLA off): undo it after each test so it cannot reach the next one."""
+    monkeypatch.setenv("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
+    yield
+    import sys
+
+    if "tensorflow" in sys.modules:
+        from tensorflow.python.framework import config as tf_config
+
+        if tf_config.is_op_determinism_enabled():
+            tf_config.disable_op_determinism()
+
+
+@pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path_factory):
     """Every test: its own empty download cache, and any download attempt fails like no network."""
     monkeypatch.setenv("KERASCLF_DATA", str(tmp_path_factory.mktemp("kerasclf-cache")))
@@ -93,10 +108,14 @@ def cli():
 
 
 def assert_user_error(result, *fragments):
-    """Exit code 2 and one 'Error: ...' paragraph on stderr naming every fragment; no traceback."""
+    """Exit code 2 and one 'Error: ...' paragraph on stderr naming every fragment; no traceback.
+    'Note: ...' lines kerasclf printed before the error (the image size it chose) may precede it."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    err = result.stderr.strip()
-    assert err.startswith("Error: "), err
+    lines = result.stderr.strip().splitlines()
+    while lines and lines[0].startswith("Note: "):
+        lines.pop(0)
+    err = "\n".join(lines)
+    assert err.startswith("Error: "), result.stderr
     assert "Traceback" not in result.output and "Traceback" not in err
     assert "\n\n" not in err, f"not one paragraph: {err!r}"
     for fragment in fragments:

@@ -37,6 +37,7 @@ PAPER_WEIGHT_LAYERS = {
     "resnet50": 49 + 4 + 1,  # 49 main-path convs + 4 projection shortcuts + head
     "resnet18": 17 + 3 + 1,  # 17 main-path convs + 3 projection shortcuts + head
     "vit_b16": 1 + 2 + 1,  # patch embedding + 2 encoder blocks (SMALL) + head
+    "catsdogs_cnn": 3 + 2 + 1,  # the Dogs vs Cats study's 3 convolutions and 3 dense layers (the head is the third)
 }
 
 

@@ -1,7 +1,6 @@
 """Data sources (CIFAR archives, folders, digits, synthetic), caching, splits and subsets."""
 
 import io
-import os
 import pickle
 import tarfile
 import urllib.error
@@ -17,6 +16,7 @@ from kerasclf.config import DataConfig
 from kerasclf.data import build_dataset
 from kerasclf.data.cache import cache_dir
 from kerasclf.errors import ConfigError, DataError
+from conftest import class_image, write_image
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -233,10 +233,16 @@ def test_folder_class_names_labels_and_resize(tmp_path, make_image_folder):
         assert int(np.argmax(image.reshape(-1, 3).mean(0))) == "abc".index(Path(path).parent.name)
 
 
-def test_folder_without_image_size_uses_first_image_size(tmp_path, make_image_folder):
-    root = make_image_folder(tmp_path / "imgs", {"a": 2, "b": 2}, sizes=[(10, 14), (20, 20)])
-    ds = build_dataset(data(f"folder:{root}"))
-    assert ds.train.x.shape == (4, 10, 14, 3)
+def test_folder_without_image_size_uses_the_median_size_and_says_so(tmp_path, make_image_folder, caplog):
+    # Issue #8: the first file in sorted order no longer decides. a000 (sorted first) is a
+    # large photo; the other five images are 10x14.
+    root = make_image_folder(tmp_path / "imgs", {"a": 3, "b": 3}, sizes=[(10, 14)])
+    write_image(root / "a" / "a000.png", class_image("a", (300, 400)))
+    with caplog.at_level("INFO", logger="kerasclf"):
+        ds = build_dataset(data(f"folder:{root}"))
+    assert ds.train.x.shape == (6, 10, 14, 3)
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "data.image_size is not set: using [10, 14]" in message and "median size of 6 images" in message
 
 
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".gif", ".jpg", ".jpeg", ".JPG"])
@@ -426,14 +432,16 @@ def test_image_size_resizes_builtin_sources():
     assert ds.info.image_size == (20, 24)
 
 
-def test_tiny_folder_still_splits_and_too_tiny_is_a_clear_error(tmp_path, make_image_folder):
-    # 4 images, 2 classes, val_fraction 0.25: one validation image cannot hold both classes
+def test_tiny_folder_is_split_stratified_with_a_warning_and_too_tiny_is_a_clear_error(tmp_path, make_image_folder):
+    # 4 images, 2 classes, val_fraction 0.25: one validation image cannot hold both classes,
+    # so one image per class is carved (said in a warning), never an unstratified split.
     root = make_image_folder(tmp_path / "root", {"a": 2, "b": 2})
-    ds = build_dataset(data(f"folder:{root}", val_fraction=0.25), seed=0)
-    assert (len(ds.train), len(ds.val)) == (3, 1)
-    one = make_image_folder(tmp_path / "one", {"a": 1})
-    with pytest.raises(DataError, match="data.val_fraction=0.5 cannot split 1 image"):
-        build_dataset(data(f"folder:{one}", val_fraction=0.5))
+    with pytest.warns(UserWarning, match="fewer than the 2 classes: carving 2"):
+        ds = build_dataset(data(f"folder:{root}", val_fraction=0.25), seed=0)
+    assert sorted(ds.train.y.tolist()) == [0, 1] and sorted(ds.val.y.tolist()) == [0, 1]
+    ones = make_image_folder(tmp_path / "ones", {"a": 1, "b": 1})
+    with pytest.warns(UserWarning, match="single image"), pytest.raises(DataError, match="data.val_fraction=0.5 cannot"):
+        build_dataset(data(f"folder:{ones}", val_fraction=0.5))
 
 
 @pytest.mark.parametrize("content", [b"", b"definitely not gzip", "truncated"])

@@ -119,7 +119,7 @@ def test_two_phases_continue_the_history_with_a_lower_lr_and_unfreeze(tmp_path):
     run_dir, metrics = train(cfg)
 
     history = read_history(run_dir / "history.csv")
-    assert [row["epoch"] for row in history] == ["0", "1", "2", "3"]  # one header, epochs continue
+    assert [row["epoch"] for row in history] == ["1", "2", "3", "4"]  # one header, epochs continue (from 1)
     lrs = [float(row["learning_rate"]) for row in history]
     assert lrs[:2] == pytest.approx([lr, lr], rel=1e-6)
     assert lrs[2:] == pytest.approx([lr * factor] * 2, rel=1e-6)

@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import pytest
 
-from kerasclf.errors import ConfigError
 
 TINY = ["model.name=cnn", "model.filters=[8]", "model.dense=[16]"]
 ON_TF = keras.backend.backend() == "tensorflow"
@@ -127,7 +126,8 @@ def test_auto_on_tensorflow_keeps_data_on_the_host(tmp_path, synthetic):
 
     feeder = choose(make_cfg(tmp_path), synthetic)  # data_on_device defaults to auto
     assert isinstance(feeder, HostFeeder) and not feeder.resident
-    assert feeder.checkpoint is keras.callbacks.ModelCheckpoint
+    assert issubclass(feeder.checkpoint, keras.callbacks.ModelCheckpoint)  # the whole model, saved atomically
+    assert feeder.checkpoint.set_model is keras.callbacks.ModelCheckpoint.set_model  # not the resident inner model
 
 
 @pytest.mark.backend_agnostic

@@ -12,7 +12,8 @@ from kerasclf.layers.augment import build_augmentation
 from kerasclf.layers.jit import jit_blockers
 from kerasclf.models import build_model, builder_kwargs
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+# configs/studies/ holds sweep definitions, not experiment configs (tested in test_sweep.py)
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml") if p.parent.name != "studies")
 # Networks small enough to build whole in a test (pretrained backbones are covered by
 # their own tests; here only their augmentation matters).
 SMALL_MODELS = {"mlp", "cnn", "resnet9", "airbench"}

@@ -75,7 +75,7 @@ def test_train_then_evaluate_end_to_end(cli, tmp_path):
     assert load_config(run / "config.yaml") == load_config(None, overrides)
 
     history = read_history(run / "history.csv")
-    assert [row["epoch"] for row in history] == ["0", "1"]  # one row per finished epoch
+    assert [row["epoch"] for row in history] == ["1", "2"]  # one row per finished epoch, numbered as best_epoch
     for column in ("accuracy", "loss", "val_accuracy", "val_loss", "learning_rate", "test_accuracy"):
         assert column in history[0], column
 

@@ -31,18 +31,23 @@ def invalid_value(check):
     return None
 
 
+def all_fields(cls=C.Config, prefix=""):
+    """(dotted key, field) of every config key, nested sections (data.sampler) included."""
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.default_factory):
+            yield from all_fields(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f
+
+
 def constrained_keys():
-    for section in dataclasses.fields(C.Config):
-        cls = section.default_factory if dataclasses.is_dataclass(section.default_factory) else None
-        fields = dataclasses.fields(cls) if cls else [section]
-        for f in fields:
-            check = f.metadata.get("check")
-            if check is None:
-                continue
-            name = f.name if cls is None else f"{section.name}.{f.name}"
-            value = CUSTOM_INVALID.get(name, invalid_value(check))
-            assert value is not None, f"add an invalid value for {name} to CUSTOM_INVALID"
-            yield name, value
+    for name, f in all_fields():
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        value = CUSTOM_INVALID.get(name, invalid_value(check))
+        assert value is not None, f"add an invalid value for {name} to CUSTOM_INVALID"
+        yield name, value
 
 
 KEYS = list(constrained_keys())
@@ -50,14 +55,11 @@ KEYS = list(constrained_keys())
 
 def test_every_key_of_every_section_is_constrained_or_free_text():
     """A new key must declare a check, unless its type alone says everything (bool, free text)."""
-    free = {"data.data_dir", "data.cache", "model.weights", "model.kwargs", "train.log_dir", "plugins"}
-    for section in dataclasses.fields(C.Config):
-        cls = section.default_factory if dataclasses.is_dataclass(section.default_factory) else None
-        for f in dataclasses.fields(cls) if cls else [section]:
-            name = f.name if cls is None else f"{section.name}.{f.name}"
-            if f.type is bool or name in free:
-                continue
-            assert f.metadata.get("check") is not None, f"{name} has no range or choice list"
+    free = {"data.data_dir", "model.weights", "model.kwargs", "train.log_dir", "plugins"}
+    for name, f in all_fields():
+        if f.type is bool or name in free:
+            continue
+        assert f.metadata.get("check") is not None, f"{name} has no range or choice list"
 
 
 @pytest.mark.parametrize("name, value", KEYS, ids=[k for k, _ in KEYS])

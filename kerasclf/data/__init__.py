@@ -4,8 +4,9 @@
 names and the train split's per-channel statistics.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
 from kerasclf.data.info import DatasetInfo
 from kerasclf.data.registry import DATASETS, RawDataset, register_dataset  # noqa: F401
 from kerasclf.data.splits import Split, channel_stats, limit_per_class, select_classes, stratified_split
@@ -23,6 +24,12 @@ class Dataset:
     train: Split
     val: Split | None
     test: Split | None
+    notes: dict = field(default_factory=dict)  # the source's notes, plus "streamed"
+
+    @property
+    def streamed(self):
+        """True when the splits stay on disk and training streams them (data.stream)."""
+        return any(is_streamed(s) for s in (self.train, self.val, self.test))
 
     def split(self, name):
         return {"train": self.train, "val": self.val, "test": self.test}[name]
@@ -32,42 +39,54 @@ class Dataset:
                 (("train", self.train), ("val", self.val), ("test", self.test))}
 
 
-def load_raw(source, data_cfg):
+def load_raw(source, data_cfg, seed=0, keep_files=False):
     """The source's own splits, before class selection and carving."""
     from kerasclf.data.cache import cache_dir
 
     if source.startswith(FOLDER_PREFIX):
         from kerasclf.data.sources.folder import load_folder
 
-        return load_folder(source[len(FOLDER_PREFIX):], data_cfg.image_size)
+        return load_folder(
+            source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
+            stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
+            batch_size=data_cfg.batch_size,
+        )
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
 
-def build_dataset(data_cfg, seed=0):
-    raw = load_raw(data_cfg.source, data_cfg)
-    splits, class_names = raw.splits, list(raw.class_names)
+def build_dataset(data_cfg, seed=0, keep_files=False):
+    """keep_files: leave image files on disk whatever data.stream says (for code that reads
+    them a chunk at a time, such as the data report; training needs data.stream for that)."""
+    if data_cfg.split_seed is not None:
+        seed = data_cfg.split_seed  # the same held-out images whatever the run's seed
+    raw = load_raw(data_cfg.source, data_cfg, seed, keep_files)
+    splits, class_names = _decode_or_stream(raw.splits, data_cfg, keep_files), list(raw.class_names)
     if data_cfg.classes is not None:
         splits, class_names = select_classes(splits, class_names, data_cfg.classes)
+    _check_class_count(data_cfg, class_names)
     train = splits["train"]
     test = splits.get("test")
     if test is None and data_cfg.test_fraction > 0:
-        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction")
+        train, test = stratified_split(train, data_cfg.test_fraction, seed, what="data.test_fraction", class_names=class_names)
     val = splits.get("val")
     if val is None and data_cfg.val_fraction > 0:
-        train, val = stratified_split(train, data_cfg.val_fraction, seed)
+        train, val = stratified_split(train, data_cfg.val_fraction, seed, class_names=class_names)
     if data_cfg.limit_per_class:
         train = limit_per_class(train, data_cfg.limit_per_class, seed)
     if data_cfg.image_size is not None:
         from kerasclf.data.images import resize_array
 
         size = tuple(data_cfg.image_size)
-        train, val, test = (None if s is None else Split(resize_array(s.x, size), s.y, s.paths) for s in (train, val, test))
+        train, val, test = (
+            None if s is None else Split(resize_array(s.x, size, data_cfg.resize), s.y, s.paths) for s in (train, val, test)
+        )
     if train.x.shape[-1] == 1:  # grayscale sources become RGB so every model takes them
         import numpy as np
 
         train, val, test = (None if s is None else Split(np.repeat(s.x, 3, -1), s.y, s.paths) for s in (train, val, test))
-    mean, std = channel_stats(train.x, seed=seed)
+    streamed = is_streamed(train)
+    mean, std = channel_stats(train.x, max_images=2000 if streamed else 10000, seed=seed)
     info = DatasetInfo(
         source=data_cfg.source,
         class_names=class_names,
@@ -76,5 +95,31 @@ def build_dataset(data_cfg, seed=0):
         mean=mean,
         std=std,
     )
-    return Dataset(info, train, val, test)
+    return Dataset(info, train, val, test, notes={**raw.notes, "streamed": streamed})
+
+
+def _decode_or_stream(splits, data_cfg, keep_files=False):
+    """Splits of files (FileImages) decoded into memory, or kept on disk to be streamed
+    (data.stream / data.memory_fraction); array splits unchanged."""
+    on_disk = [name for name, s in splits.items() if is_streamed(s)]
+    if not on_disk:
+        return splits
+    count = sum(len(splits[name]) for name in on_disk)
+    size = splits[on_disk[0]].x.image_size
+    stream = keep_files or choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
+    prepare = readable_split if stream else decode_split
+    return {name: prepare(s, f"{data_cfg.source} ({name})") if name in on_disk else s for name, s in splits.items()}
+
+
+def _check_class_count(data_cfg, class_names):
+    """One class is not a classification problem: every prediction would be right."""
+    from kerasclf.errors import DataError
+
+    if len(class_names) < 2:
+        found = f"only the class {class_names[0]!r}" if class_names else "no class"
+        raise DataError(
+            f"The data {data_cfg.source!r} has {found}{' after data.classes' if data_cfg.classes else ''}; "
+            "classification needs at least 2 classes (a model with one output is right on every image). "
+            "Add a folder of images for another class, or choose more classes."
+        )
 

@@ -16,8 +16,10 @@ def cache_dir(configured=None):
     return Path(root).expanduser()
 
 
-def fetch(url, directory, filename, md5=None, what="the data set"):
-    """Return directory/filename, downloading it first if needed (atomic rename on success)."""
+def fetch(url, directory, filename, md5=None, what="the data set", sha256=None):
+    """Return directory/filename, downloading it first if needed (atomic rename on success).
+
+    md5 / sha256: the expected digest of the download (a mismatch is refused)."""
     directory = Path(directory)
     target = directory / filename
     if target.is_file():
@@ -27,8 +29,9 @@ def fetch(url, directory, filename, md5=None, what="the data set"):
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, out)
-        if md5 and _md5(tmp) != md5:
-            raise DataError(f"The download of {url} is corrupt (md5 mismatch). Delete nothing; run again.")
+        for algorithm, expected in (("md5", md5), ("sha256", sha256)):
+            if expected and _digest(tmp, algorithm) != expected:
+                raise DataError(f"The download of {url} is corrupt ({algorithm} mismatch). Delete nothing; run again.")
         os.replace(tmp, target)
     except DataError:
         raise
@@ -44,8 +47,8 @@ def fetch(url, directory, filename, md5=None, what="the data set"):
     return target
 
 
-def _md5(path):
-    digest = hashlib.md5()
+def _digest(path, algorithm="md5"):
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

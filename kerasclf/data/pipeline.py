@@ -4,6 +4,7 @@ With TensorFlow: a tf.data pipeline over batch *indices* (shuffle, batch, a nump
 optional MixUp/CutMix, prefetch). Gathering by index keeps the uint8 array out of the
 TensorFlow graph (from_tensor_slices would embed it, and fails past 2 GB).
 Without TensorFlow (JAX-only installs): numpy arrays straight to `fit`, which shuffles.
+Splits kept on disk (data.stream) are streamed by kerasclf.data.stream instead.
 """
 
 import numpy as np
@@ -15,30 +16,96 @@ def one_hot(y, num_classes):
     return np.eye(num_classes, dtype=np.float32)[y]
 
 
-def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None):
+def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None,
+               sampler=None, order=None, deterministic=False):
     """Keyword arguments for model.fit / evaluate / predict: {x, y?, batch_size?, shuffle?}.
 
     `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
     shuffles itself, so fit gets shuffle=False (Keras warns when a Dataset gets shuffle=True).
+    `sampler` (training only): a kerasclf.data.sampler.PKSampler whose index batches replace
+    the shuffled ones.
+    `order` (a data.order.EpochOrder, training only): batches in its per-epoch order, which
+    a resumed run replays; without it, tf.data / Keras shuffle. `deterministic`: tf.data
+    keeps batch order and runs stateful (random) maps one at a time.
     """
+    from kerasclf.data.files import is_streamed
+
+    if is_streamed(split):
+        return _streamed_inputs(split, batch_size, training, num_classes if one_hot_labels else None, seed, mixing,
+                                shuffle_buffer)
     y = one_hot(split.y, num_classes) if one_hot_labels else split.y
+    if training and sampler is not None and not have_tensorflow():
+        from kerasclf.data.sampler import sampled_batches
+
+        return {"x": sampled_batches(sampler, lambda index: (split.x[index], y[index])), "shuffle": False}
+    if not training:
+        sampler = None
     if not have_tensorflow() or (not training and mixing is None):
         if mixing:
             raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
+        if training and order is not None:
+            from kerasclf.data.order import epoch_batches
+
+            return {"x": epoch_batches(split.x, y, batch_size, order), "shuffle": False}
         inputs = {"x": split.x, "y": y, "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs
-    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer)}
+    inputs = {"x": _tf_dataset(split.x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler, order,
+                             deterministic)}
     return {**inputs, "shuffle": False} if training else inputs
 
 
-def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
+def predict_inputs(split, batch_size):
+    """Keyword arguments for model.predict over a split, in order (in memory or streamed)."""
+    from kerasclf.data.files import is_streamed
+
+    if is_streamed(split):
+        return {"x": _streamed_inputs(split, batch_size, False, None, 0, None, None)["x"]}
+    return {"x": split.x, "batch_size": batch_size}
+
+
+def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shuffle_buffer):
+    """Files read and decoded by tf.data each epoch (no decoded cache: memory stays flat)."""
+    import tensorflow as tf
+
+    from kerasclf.data.stream import folder_dataset
+
+    ds = folder_dataset(
+        split.x.paths, split.y, split.x.image_size, batch_size, training, seed=seed, cache=False,
+        shuffle_buffer=shuffle_buffer, num_classes=num_classes,
+    )
+    if mixing is not None:
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            from kerasclf.errors import ConfigError
+
+            raise ConfigError(
+                "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
+                "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
+            )
+        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return {"x": ds, "shuffle": False} if training else {"x": ds}
+
+
+def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None, order=None,
+                deterministic=False):
     import tensorflow as tf
 
     n = len(x)
-    ds = tf.data.Dataset.range(n)
-    if training:
-        ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    rows_of = None
+    if sampler is not None:  # the generator is called again for every epoch: new P x K batches
+        ds = tf.data.Dataset.from_generator(
+            lambda: iter(sampler.epoch()), output_signature=tf.TensorSpec((sampler.batch_size,), tf.int64)
+        ).apply(tf.data.experimental.assert_cardinality(sampler.batches_per_epoch))
+    elif training and order is not None:
+        # elements are batch numbers; gather() turns one into that batch's rows of the current epoch
+        ds = tf.data.Dataset.range(-(-n // batch_size))
+        rows_of = lambda i: order.batch(i, batch_size)  # noqa: E731
+    else:
+        ds = tf.data.Dataset.range(n)
+        if training:
+            ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
 
     # MixUp/CutMix are keras.ops code: in the graph map under the TensorFlow backend; under
     # another backend its ops cannot take tf.data's symbolic tensors, so they run eagerly
@@ -48,6 +115,8 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
     eager_mixing = mixing if mixing is not None and keras.backend.backend() != "tensorflow" else None
 
     def gather(index):
+        if rows_of is not None:
+            index = rows_of(index)
         images, labels = x[index], y[index]
         if eager_mixing is not None:
             images, labels = (keras.ops.convert_to_numpy(t) for t in eager_mixing(images, labels))
@@ -61,7 +130,8 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer):
 
     ds = ds.map(gather_tf, num_parallel_calls=1 if eager_mixing is not None else tf.data.AUTOTUNE)
     if mixing is not None and eager_mixing is None:
-        ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE)
+        # parallel calls would draw the mixing RNG in thread order: one at a time when deterministic
+        ds = ds.map(mixing, num_parallel_calls=1 if deterministic else tf.data.AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = not training
+    options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

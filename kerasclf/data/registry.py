@@ -1,6 +1,6 @@
 """The data set registry: `@register_dataset("name")` on `fn(cfg, cache_dir) -> RawDataset`."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kerasclf.registry import DATASETS
 
@@ -13,3 +13,4 @@ class RawDataset:
 
     splits: dict
     class_names: list
+    notes: dict = field(default_factory=dict)  # facts a run records, e.g. {"skipped_files": ...}

@@ -21,13 +21,15 @@ class Split:
         return Split(self.x[index], self.y[index], paths)
 
 
-def stratified_split(split, fraction, seed, what="data.val_fraction"):
+def stratified_split(split, fraction, seed, what="data.val_fraction", class_names=None):
     """(rest, carved): `fraction` of every class carved out, seeded and stratified (sklearn).
 
-    Too few images to give every class a place on both sides falls back to a plain seeded
-    random split; too few for two non-empty parts is a DataError naming `what`.
+    Never silently unstratified: a class with a single image stays on the `rest` side and a
+    warning names it; a carved part smaller than the number of classes is enlarged to one
+    image per class, with a warning; too few images for that is a DataError naming `what`.
     """
     import math
+    import warnings
 
     from sklearn.model_selection import train_test_split
 
@@ -40,13 +42,38 @@ def stratified_split(split, fraction, seed, what="data.val_fraction"):
             f"{what}={fraction} cannot split {n} image(s) into two non-empty parts; "
             f"add images or set {what}=0."
         )
-    index = np.arange(n)
     counts = np.bincount(split.y)
-    n_classes = int((counts > 0).sum())
-    # sklearn stratifies only with 2+ images per class and a class's place on both sides
-    stratified = counts[counts > 0].min() >= 2 and min(n_carved, n - n_carved) >= n_classes
-    stratify = split.y if stratified else None
-    rest, carved = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    name = (lambda c: repr(class_names[c])) if class_names is not None else (lambda c: f"label {c}")
+    lone = np.flatnonzero(counts == 1)
+    if len(lone):
+        warnings.warn(
+            f"{what}={fraction}: class(es) {', '.join(name(c) for c in lone)} have a single image, which "
+            f"is kept for training, so the carved split has no image of them. Add images to those classes "
+            "to have them scored.",
+            stacklevel=3,
+        )
+    pool = np.flatnonzero(counts[split.y] >= 2)  # the images that can go to either side
+    n_classes = int((counts >= 2).sum())
+    n_carved = math.ceil(fraction * len(pool)) if len(lone) else n_carved
+    if n_classes and n_carved < n_classes:
+        if len(pool) - n_classes < n_classes:
+            raise DataError(
+                f"{what}={fraction} cannot carve a stratified split: {len(pool)} images in {n_classes} classes "
+                f"cannot give every class an image on both sides. Add images or set {what}=0."
+            )
+        warnings.warn(
+            f"{what}={fraction} of {n} images is {n_carved}, fewer than the {n_classes} classes: carving "
+            f"{n_classes} (one image per class) so that the split is stratified.",
+            stacklevel=3,
+        )
+        n_carved = n_classes
+    if not n_classes or len(pool) - n_carved < n_classes:
+        raise DataError(
+            f"{what}={fraction} cannot carve {n_carved} image(s) from {len(pool)} and keep every class on "
+            f"both sides (classes with 2+ images: {n_classes}). Add images or lower {what}."
+        )
+    rest, carved = train_test_split(pool, test_size=n_carved, random_state=seed, stratify=split.y[pool])
+    rest = np.concatenate([rest, np.flatnonzero(counts[split.y] == 1)])
     return split.take(np.sort(rest)), split.take(np.sort(carved))
 
 
@@ -74,9 +101,14 @@ def select_classes(splits, class_names, wanted):
         keep = []
         for name in names:
             if name not in class_names:
+                same_letters = [c for c in class_names if c.lower() == name.lower()]
+                hint = (
+                    f' Class names are case-sensitive: did you mean "{same_letters[0]}"?'
+                    if same_letters else did_you_mean(name, class_names)
+                )
                 raise ConfigError(
-                    f"data.classes names {name!r}, which is not a class of this data set."
-                    f"{did_you_mean(name, class_names)} Classes: {', '.join(class_names)}."
+                    f"data.classes names {name!r}, which is not a class of this data set.{hint} "
+                    f"Classes: {', '.join(class_names)}."
                 )
             keep.append(class_names.index(name))
     remap = np.full(len(class_names), -1, np.int32)
@@ -101,8 +133,11 @@ def limit_per_class(split, limit, seed):
 
 
 def channel_stats(x, max_images=10000, seed=0):
-    """Per-channel mean and std in 0..255 units (on a sample: exact enough, bounded cost)."""
+    """Per-channel mean and std in 0..255 units (on a sample: exact enough, bounded cost).
+
+    `x`: an array, or FileImages (only the sample is decoded)."""
     if len(x) > max_images:
-        x = x[np.random.default_rng(seed).choice(len(x), max_images, replace=False)]
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), max_images, replace=False))]
+    x = np.asarray(x)
     flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
     return flat.mean(0).tolist(), np.maximum(flat.std(0), 1e-3).tolist()

@@ -36,30 +36,12 @@ def should_stream(num_images, image_size, memory_fraction=0.25):
     return decoded_bytes(num_images, image_size) > memory_fraction * psutil.virtual_memory().available
 
 
-def read_image(path, image_size):
-    """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size (graph-safe, for tf.data)."""
-    import tensorflow as tf
+def read_image(path, image_size, policy="crop"):
+    """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size by the data.resize
+    policy (graph-safe, for tf.data); the same geometry as the in-memory path (geometry.py)."""
+    from kerasclf.data.geometry import read_image_tf
 
-    height, width = (int(s) for s in image_size)
-    data = tf.io.read_file(path)
-    # JPEGs with the accurate integer IDCT: bit-identical to PIL (the no-TensorFlow path);
-    # decode_image's default fast IDCT differs by about one grey level on average.
-    image = tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
-    )
-    image.set_shape((None, None, 3))
-
-    def resize():
-        # Antialiased bilinear, as PIL's BILINEAR resize downscales.
-        resized = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
-
-    # Already the size: no resize (it costs more than the decode).
-    image = tf.cond(tf.reduce_all(tf.shape(image)[:2] == (height, width)), lambda: image, resize)
-    image.set_shape((height, width, 3))
-    return image
+    return read_image_tf(path, image_size, policy)
 
 
 def folder_dataset(

@@ -1,7 +1,9 @@
 """`kerasclf evaluate`: checkpoint + data -> predictions -> eval/<split>/ report.
 
 The checkpoint carries class names, the training data spec and the input size (LabelInfo
-layer); the run's config.yaml beside it, when present, reproduces the exact splits.
+layer); the run's config.yaml and splits.json beside it, when present, reproduce the exact
+splits and prove that val/test were not trained on. Other data (`--data`) is scored whole
+by default and reported in eval/<data>-<split>/, never over the run's own eval/<split>/.
 """
 
 from pathlib import Path
@@ -18,8 +20,10 @@ def _run_config(checkpoint):
     return load_config(path) if path.is_file() else None
 
 
-def _data_config(run_cfg, labels, data_spec, data_dir):
-    """The run's data config when there is one, pointed at `data_spec` if given."""
+def _data_config(run_cfg, labels, data_spec, data_dir, everything):
+    """The run's data config when there is one, pointed at `data_spec` if given.
+
+    everything: no carving and no limit (`--split all`, and other data by default)."""
     from kerasclf.config import DataConfig
 
     if run_cfg is not None:
@@ -29,39 +33,69 @@ def _data_config(run_cfg, labels, data_spec, data_dir):
     if data_spec:
         cfg.source = data_spec
         cfg.classes = None  # other data: use all of its classes and check them against the model's
+    if everything:
+        cfg.val_fraction = cfg.test_fraction = 0.0
+        cfg.limit_per_class = None
     if data_dir:
         cfg.data_dir = data_dir
     cfg.image_size = labels.image_size  # feed the size the model was trained on
     return cfg
 
 
-def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None):
-    """Predict `split` and write the report. `dataset`: the already-built Dataset the run
-    trained on (right after training), which saves decoding or reading the data again."""
-    from kerasclf.data import build_dataset
-    from kerasclf.evaluation.report import write_report
+def default_split(data_spec):
+    """Other data is evaluated whole; the run's own data on its test split."""
+    return "all" if data_spec else "test"
 
+
+def _out_dir(run_dir, split, data_spec, out_dir):
+    """--out, else <run>/eval/<split> for the run's own data and <run>/eval/<data>-<split> for other data."""
+    import re
+
+    from kerasclf.training.rundir import dataset_slug
+
+    if out_dir:
+        return Path(out_dir)
+    if not data_spec:
+        return run_dir / "eval" / split
+    return run_dir / "eval" / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset_slug(data_spec)}-{split}")
+
+
+def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None,
+                        embeddings=False, tsne_points=2000):
+    """Predict `split` and write the report. `dataset`: the already-built Dataset the run
+    trained on (right after training), which saves decoding or reading the data again.
+    `embeddings`: also the embedding report (retrieval metrics, t-SNE, projector files) in
+    <out>/embeddings/, as a section of report.md.
+
+    split: train | val | test | all (every image); default: all for other data (`data`),
+    test for the run's own. Evaluating the run's own val/test uses splits.json (see
+    kerasclf.data.provenance) and refuses when the images could have been trained on."""
+    from kerasclf.evaluation.report import write_report
+    from kerasclf.writable import check_writable
+
+    split = split or default_split(data)
+    run_dir = Path(checkpoint).parent
     model, labels = load_checkpoint(checkpoint)
+    run_cfg = _run_config(checkpoint) if dataset is None else None
+    if data and same_data_as_run(run_cfg, labels, data):
+        data = None  # the training data named again: the same checks as without --data
+    out = _out_dir(run_dir, split, data, out_dir)
+    check_writable(  # before any data is read
+        out, "--out" if out_dir else "The report folder", "Pass --out DIR with a folder you can write to."
+    )
     if dataset is None:
-        run_cfg = _run_config(checkpoint)
-        seed = run_cfg.seed if run_cfg is not None else 0
-        dataset = build_dataset(_data_config(run_cfg, labels, data, data_dir), seed)
+        dataset, chosen = _evaluation_split(checkpoint, run_cfg, labels, split, data, data_dir)
+    else:
+        chosen = _own_split(dataset, split)
     if list(dataset.info.class_names) != list(labels.class_names):
         raise CheckpointError(
             f"The checkpoint was trained on classes {_short(labels.class_names)} but the data "
             f"{dataset.info.source!r} has classes {_short(dataset.info.class_names)}. Evaluate on data with the "
             "same class folders/names (in the same order), or train a model for this data."
         )
-    chosen = dataset.split(split)
-    if chosen is None or len(chosen) == 0:
-        available = [s for s in ("train", "val", "test") if dataset.split(s) is not None and len(dataset.split(s))]
-        raise DataError(
-            f"The data {dataset.info.source!r} has no {split!r} split (it has: {', '.join(available)}). "
-            f"Use --split {available[-1]}, or set data.test_fraction / data.val_fraction when training."
-        )
-    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
-    run_dir = Path(checkpoint).parent
-    out = Path(out_dir) if out_dir else run_dir / "eval" / split
+    from kerasclf.data.pipeline import predict_inputs
+
+    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     history = run_dir / "history.csv"
     result = write_report(
         out, chosen.y, probs, labels.class_names, images=chosen.x,
@@ -70,8 +104,92 @@ def evaluate_checkpoint(checkpoint, split="test", data=None, data_dir=None, batc
         extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
         run=_run_facts(model, run_dir),
     )
-    _log_confusion_to_tensorboard(run_dir, split, result)
+    _log_confusion_to_tensorboard(run_dir, out.name, result)
+    if embeddings:
+        from kerasclf.evaluation.embed_checkpoint import add_embedding_report
+
+        result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
+                                                    tsne_points=tsne_points)
     return result
+
+
+def same_data_as_run(run_cfg, labels, data_spec):
+    from kerasclf.data.provenance import same_data
+
+    source = run_cfg.data.source if run_cfg is not None else labels.source
+    return same_data(source, data_spec)
+
+
+def _own_split(dataset, split):
+    """`split` of an in-memory Dataset ("all": every image), or a DataError listing what there is."""
+    from kerasclf.data.provenance import concatenate
+
+    if split == "all":
+        return concatenate(dataset)
+    chosen = dataset.split(split)
+    if chosen is None or len(chosen) == 0:
+        available = [s for s in ("train", "val", "test") if dataset.split(s) is not None and len(dataset.split(s))]
+        raise DataError(
+            f"The data {dataset.info.source!r} has no {split!r} split (it has: {', '.join(available)}). "
+            f"Use --split {available[-1]} (or all), or set data.test_fraction / data.val_fraction when training."
+        )
+    return chosen
+
+
+def _evaluation_split(checkpoint, run_cfg, labels, split, data, data_dir):
+    """(dataset, split to score), refusing a val/test split that may hold training images."""
+    import warnings
+
+    from kerasclf.data import build_dataset
+    from kerasclf.data.provenance import FILENAME, read_splits, recorded_split
+
+    if data is None and run_cfg is None and split in ("val", "test"):
+        return _lone_checkpoint_split(checkpoint, labels, split, data_dir)
+    seed = run_cfg.seed if run_cfg is not None else 0
+    everything = split == "all" or (data is not None and split == "train")
+    dataset = build_dataset(_data_config(run_cfg, labels, data, data_dir, everything), seed)
+    if data is not None or split == "train":
+        return dataset, _own_split(dataset, split)
+    if split == "all":
+        warnings.warn(
+            f"--split all on the run's own data {dataset.info.source!r} includes its training images; "
+            "the accuracy is not an estimate of accuracy on new images.",
+            stacklevel=3,
+        )
+        return dataset, _own_split(dataset, split)
+    run_dir = Path(checkpoint).parent
+    record = read_splits(run_dir)
+    if record is not None:
+        chosen, note = recorded_split(dataset, record, split)
+        if chosen is None:
+            return dataset, _own_split(dataset, split)  # a DataError naming the splits there are
+        if note:
+            warnings.warn(note, stacklevel=3)
+        return dataset, chosen
+    warnings.warn(
+        f"{run_dir} has no {FILENAME} (a run from an older kerasclf): the {split} split is carved again "
+        f"from config.yaml's seed. If the data changed since training, it may include training images.",
+        stacklevel=3,
+    )
+    return dataset, _own_split(dataset, split)
+
+
+def _lone_checkpoint_split(checkpoint, labels, split, data_dir):
+    """Without its run directory, only a split the data set itself provides (a test/ folder,
+    CIFAR's test set) is known not to have been trained on; a carved one is refused."""
+    from kerasclf.data import build_dataset
+    from kerasclf.data.provenance import FILENAME
+
+    native = build_dataset(_data_config(None, labels, None, data_dir, everything=True), 0)
+    chosen = native.split(split)
+    if chosen is None or len(chosen) == 0:
+        raise CheckpointError(
+            f"{checkpoint} has no run directory beside it (config.yaml, {FILENAME}), and {labels.source!r} "
+            f"has no {split} split of its own, so its {split} split would be carved again and could hold the "
+            "images the model was trained on. Keep the checkpoint in its run directory, or evaluate on other "
+            "images with --data SPEC (all of them are used)."
+        )
+    return native, chosen
 
 
 def _run_facts(model, run_dir):
@@ -94,10 +212,18 @@ def _short(names, n=6):
 
 
 def _log_confusion_to_tensorboard(run_dir, split, result):
-    """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only)."""
+    """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only);
+    skipped with a warning when the run directory cannot be written (the report is written)."""
+    import warnings
+
     from kerasclf.backend import have_tensorflow
+    from kerasclf.writable import unwritable_reason
 
     if not have_tensorflow():
+        return
+    reason = unwritable_reason(run_dir / "tensorboard" / "eval")
+    if reason is not None:
+        warnings.warn(f"The confusion matrix is not added to the run's TensorBoard: {reason}.", stacklevel=3)
         return
     import numpy as np
     import tensorflow as tf

@@ -28,9 +28,11 @@ def _new_figure(width, height, layout="constrained"):
 
 
 def _save(fig, path, dpi=100):
+    from kerasclf.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:  # the temporary name keeps the suffix savefig picks the format by
+        fig.savefig(tmp, dpi=dpi)
     return str(path)
 
 
@@ -232,8 +234,10 @@ def plot_history(history_csv_path, out_dir):
     if not columns:
         return []
     length = len(next(iter(columns.values())))
-    # CSVLogger's epoch column is 0-based; +1 matches Keras's "Epoch 1/N" progress lines
-    epochs = columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+    # kerasclf numbers epochs from 1 (training/artefacts.HistoryCSV); a plain Keras CSVLogger file starts at 0
+    epochs = columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
+    if len(epochs) and epochs.min() == 0:
+        epochs = epochs + 1
     out_dir = Path(out_dir)
     paths = []
     for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc"))):

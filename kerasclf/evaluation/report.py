@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.atomic import atomic_open, write_text
 from kerasclf.evaluation import figures
 from kerasclf.evaluation.metrics import (
     as_labels,
@@ -55,34 +56,35 @@ def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=
         arrays={"y_true": y_true, "y_pred": y_pred, "y_prob": y_prob, "images": images},
     )
     report_path = out / "report.md"
-    report_path.write_text(render(ctx))
+    write_text(report_path, render(ctx))
     return {**metrics, "report_path": str(report_path)}
 
 
 def _write_json(path, value):
-    with open(path, "w") as f:
+    # every report file is written atomically: a kill leaves the previous report, never a torn one
+    with atomic_open(path, "w") as f:
         json.dump(to_jsonable(value), f, indent=2)
         f.write("\n")
 
 
 def _write_tables(out, summary, class_names, y_true, y_pred, y_prob):
-    (out / "classification_report.txt").write_text(summary["report_text"])
+    write_text(out / "classification_report.txt", summary["report_text"])
     _write_json(out / "classification_report.json", summary["report"])
-    with open(out / "confusion_matrix.csv", "w", newline="") as f:
+    with atomic_open(out / "confusion_matrix.csv", "w", newline="") as f:
         writer = csv.writer(f)
         # rows: true class, columns: predicted class
         writer.writerow(["true \\ pred", *class_names])
         for name, row in zip(class_names, summary["confusion"]):
             writer.writerow([name, *row])
-    with open(out / "per_class_accuracy.csv", "w", newline="") as f:
+    with atomic_open(out / "per_class_accuracy.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["class", "correct", "total", "accuracy", "text"])
         for row in summary["per_class"]:
             acc = "" if row["accuracy"] is None else f"{row['accuracy']:.6f}"
             writer.writerow([row["class"], row["correct"], row["total"], acc, row["text"]])
-    (out / "per_class_accuracy.md").write_text("\n".join(per_class_table(summary["per_class"])) + "\n")
+    write_text(out / "per_class_accuracy.md", "\n".join(per_class_table(summary["per_class"])) + "\n")
     confidence = y_prob[np.arange(len(y_pred)), y_pred]
-    with open(out / "predictions.csv", "w", newline="") as f:
+    with atomic_open(out / "predictions.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["index", "true", "pred", "confidence"])
         for i, (t, p, c) in enumerate(zip(y_true, y_pred, confidence)):
@@ -110,6 +112,11 @@ def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, image
                     "curves_lr": "learning rate"}
         for path in figures.plot_history(history_csv, out):
             pngs.append((f"Training curve: {captions.get(Path(path).stem, Path(path).stem)}", path))
+        from kerasclf.evaluation.resource_figures import plot_resources
+
+        resources = plot_resources(history_csv, out / "resources.png")
+        if resources:
+            pngs.append(("System resources per epoch", resources))
     return pngs
 
 

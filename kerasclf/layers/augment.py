@@ -362,7 +362,14 @@ def build_augmentation(cfg, image_size, seed=None):
         )
 
     makers = []
-    if cfg.flip:
+    flip_mode = getattr(cfg, "flip_mode", "random")
+    if flip_mode not in ("random", "alternate"):
+        raise ConfigError(f"augment.flip_mode must be 'random' or 'alternate', got {flip_mode!r}.")
+    if cfg.flip and flip_mode == "alternate":
+        from kerasclf.layers.alternating_flip import AlternatingFlip
+
+        makers.append(("flip", lambda **kw: AlternatingFlip(**kw)))
+    elif cfg.flip:
         makers.append(("flip", lambda **kw: RandomFlipXLA(**kw)))
     if cfg.crop_padding:
         makers.append(("crop_padding", lambda **kw: RandomPadCrop(cfg.crop_padding, mode="reflect", **kw)))

@@ -158,4 +158,5 @@ def batch_mixer(mixup_alpha=0.0, cutmix_alpha=0.0, seed=None, cutmix_prob=0.5):
     def mix(images, onehot_labels):
         return mix_batch(images, onehot_labels, mixup_alpha, cutmix_alpha, seed=generator, cutmix_prob=cutmix_prob)
 
+    mix.seed_generator = generator  # its state is part of a run's resumable state
     return mix

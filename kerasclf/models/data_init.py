@@ -24,10 +24,10 @@ def init_from_data(model, train_x, max_images=5000, seed=0, batch_size=500):
     models and wrappers (FlipTTA). Layers with `data_init = False` are skipped.
     Returns the names of the layers it initialised.
     """
-    train_x = np.asarray(train_x)
     if len(train_x) > max_images:
         index = np.sort(np.random.default_rng(seed).choice(len(train_x), max_images, replace=False))
         train_x = train_x[index]
+    train_x = np.asarray(train_x)  # after sampling: images still on disk (data.stream) decode only the sample
     return _init_layers(model, train_x, batch_size)
 
 

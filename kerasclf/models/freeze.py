@@ -146,6 +146,12 @@ def weight_layer_names(model):
     return [graph.leaves[i][0] for i in graph.weight_indices()]
 
 
+def weight_layers(model):
+    """(path, layer) of the weight layers, input to output."""
+    graph = _Graph(model)
+    return [graph.leaves[i] for i in graph.weight_indices()]
+
+
 def is_normalization(layer):
     """A normalization layer, or one that declares itself part of one (`normalization_part = True`,
     e.g. airbench's `ScaledBias`, the BatchNorm shift under another parametrisation)."""

@@ -73,13 +73,21 @@ class PatchWhitening(layers.Layer):
     train); until `init_from_data` sets it from data it holds the identity basis and its
     negation (the whitening of already-white data). The bias is trainable.
     `data_init=False` tells kerasclf.models.data_init.init_from_data to leave the layer alone.
+    `bias_epochs` (airbench94: 3): the bias trains during the first N epochs only; from
+    epoch N on (`set_epoch`, called by kerasclf.training.epoch_hooks.EpochHooks) the layer
+    uses a frozen copy of it. A copy rather than `trainable=False`, which would need a
+    recompile mid-run, and rather than a zero gradient, under which decoupled weight decay
+    and momentum would still move it. None: the bias trains throughout.
     """
 
-    def __init__(self, patch_size=2, eps=5e-4, data_init=True, **kwargs):
+    def __init__(self, patch_size=2, eps=5e-4, data_init=True, bias_epochs=None, **kwargs):
         super().__init__(**kwargs)
         self.patch_size = int(patch_size)
         self.eps = float(eps)
         self.data_init = bool(data_init)
+        if bias_epochs is not None and int(bias_epochs) < 0:
+            raise ValueError(f"whitening bias_epochs must be >= 0 or None, got {bias_epochs}.")
+        self.bias_epochs = None if bias_epochs is None else int(bias_epochs)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
@@ -90,15 +98,39 @@ class PatchWhitening(layers.Layer):
             shape=start.shape, initializer=keras.initializers.Constant(start), trainable=False, name="kernel"
         )
         self.bias = self.add_weight(shape=(2 * dim,), initializer="zeros", trainable=True, name="bias")
+        if self.bias_epochs is not None:
+            self.frozen_bias = self.add_weight(shape=(2 * dim,), initializer="zeros", trainable=False, name="frozen_bias")
+            self.bias_live = self.add_weight(shape=(), initializer="ones", trainable=False, name="bias_live")
+
+    def current_bias(self):
+        if self.bias_epochs is None:
+            return self.bias
+        # .value: tensors, as JAX's where takes no Variables
+        return ops.where(self.bias_live.value > 0.5, self.bias.value, self.frozen_bias.value)
 
     def call(self, x):
-        return ops.conv(x, self.kernel, strides=1, padding="valid") + self.bias
+        return ops.conv(x, self.kernel, strides=1, padding="valid") + self.current_bias()
+
+    def set_epoch(self, epoch):
+        """Epochs < bias_epochs: the bias trains; at epoch bias_epochs it is copied and frozen."""
+        if self.bias_epochs is None:
+            return
+        live = float(ops.convert_to_numpy(self.bias_live)) > 0.5
+        if epoch < self.bias_epochs:
+            self.bias_live.assign(1.0)
+        elif live:
+            # a host copy: under JAX, assigning the variable itself shares its buffer, which the
+            # compiled step then donates twice
+            self.frozen_bias.assign(np.array(ops.convert_to_numpy(self.bias)))
+            self.bias_live.assign(0.0)
 
     def init_from_data(self, features):
         """Set kernel and bias from `features`: this layer's input on training images."""
         kernel, bias = whitening_kernel(features, self.eps, self.patch_size, return_bias=True)
         self.kernel.assign(kernel)
         self.bias.assign(bias)
+        if self.bias_epochs is not None:
+            self.frozen_bias.assign(bias.copy())
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -106,4 +138,5 @@ class PatchWhitening(layers.Layer):
         return (n, size(h), size(w), 2 * self.patch_size * self.patch_size * c)
 
     def get_config(self):
-        return {**super().get_config(), "patch_size": self.patch_size, "eps": self.eps, "data_init": self.data_init}
+        return {**super().get_config(), "patch_size": self.patch_size, "eps": self.eps, "data_init": self.data_init,
+                "bias_epochs": self.bias_epochs}

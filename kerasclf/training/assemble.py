@@ -17,6 +17,10 @@ class Prepared:
 def setup_backend(cfg):
     import keras
 
+    if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
+        from kerasclf.training.determinism import enable_determinism
+
+        enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
@@ -24,10 +28,17 @@ def setup_backend(cfg):
 
 def prepare(cfg):
     """Build data and model (no training)."""
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.data import build_dataset
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
 
+    from kerasclf.training.aux_loss import check_aux_config
+    from kerasclf.writable import check_writable
+
+    check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
+    import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
+    check_aux_config(cfg)  # what loss.aux cannot be combined with, before any data is read
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)
@@ -45,6 +56,7 @@ def prepare(cfg):
         "num_classes": data.info.num_classes,
         "image_size": list(data.info.image_size),
         **data.sizes(),
+        **data.notes,  # "streamed", and source facts such as the list of skipped files
         "model": cfg.model.name,
         "loss": cfg.loss.name,
         **trainable,

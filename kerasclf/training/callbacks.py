@@ -18,25 +18,50 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class SystemMonitor(keras.callbacks.Callback):
-    """CPU %, process memory and, where the backend reports it, accelerator memory per epoch."""
+    """CPU %, process memory, the backend's accelerator memory and, through NVML, each GPU's
+    mean utilisation and peak memory per epoch (see resources.py)."""
+
+    def __init__(self, gpu_interval=0.5):
+        super().__init__()
+        self.gpu_interval = gpu_interval
+        self._gpu = self._sampler = None
+
+    def on_train_begin(self, logs=None):
+        from kerasclf.training.resources import EpochSampler, GpuMonitor
+
+        self._gpu = GpuMonitor.open()
+        self._sampler = EpochSampler(self._gpu, self.gpu_interval) if self._gpu else None
 
     def on_epoch_begin(self, epoch, logs=None):
         import psutil
 
         psutil.cpu_percent(None)  # starts the interval that on_epoch_end reads
         self._start = time.perf_counter()
+        if self._sampler:
+            self._sampler.start()
 
     def on_epoch_end(self, epoch, logs=None):
         import psutil
 
+        gpu = self._sampler.stop() if self._sampler else None
+        if self._sampler and gpu is None:  # NVML failed: no more GPU readings this run
+            self.on_train_end()
         if logs is None:
             return
         logs["epoch_seconds"] = time.perf_counter() - self._start
         logs["sys_cpu_percent"] = psutil.cpu_percent(None)
         logs["sys_memory_gb"] = psutil.Process().memory_info().rss / 2**30
-        gpu = _accelerator_memory_gb()
-        if gpu is not None:
-            logs["sys_accelerator_memory_gb"] = gpu
+        accelerator = _accelerator_memory_gb()
+        if accelerator is not None:
+            logs["sys_accelerator_memory_gb"] = accelerator
+        logs.update(gpu or {})
+
+    def on_train_end(self, logs=None):
+        if self._sampler:
+            self._sampler.cancel()
+        if self._gpu:
+            self._gpu.close()
+        self._gpu = self._sampler = None
 
 
 def _accelerator_memory_gb():
@@ -72,3 +97,15 @@ class TestAccuracy(keras.callbacks.Callback):
         if logs is not None:
             logs["test_accuracy"] = results["accuracy"]
             logs["test_loss"] = results["loss"]
+
+
+class EpochClock(keras.callbacks.Callback):
+    """Tells the training orders (data/order.py) which epoch starts, before Keras creates its iterator."""
+
+    def __init__(self, orders):
+        super().__init__()
+        self.orders = list(orders)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for order in self.orders:
+            order.epoch = int(epoch)

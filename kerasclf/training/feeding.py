@@ -6,19 +6,48 @@ wraps the model so it takes indices (see resident.py).
 
 import keras
 
+from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
+from kerasclf.errors import ConfigError
+from kerasclf.training.artefacts import AtomicModelCheckpoint
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30
 
 
-class HostFeeder:
-    resident = False
-    checkpoint = keras.callbacks.ModelCheckpoint
+class _EpochOrdered:
+    """Training batches in an order keyed by (seed, epoch) (data/order.py), so a resumed run
+    replays them. P x K batches (data.sampler) draw their own order instead."""
 
-    def __init__(self, data, batch_size, one_hot_labels, seed, mixing, shuffle_buffer):
+    def _order(self, split_name, buffer=None):
+        if self.sampler is not None:
+            return None
+        order = EpochOrder(len(self.data.split(split_name)), self.seed, buffer)
+        self.orders.append(order)
+        return order
+
+    def callbacks(self):
+        """Callbacks the feeding needs in `fit`: EpochClock tells the orders which epoch runs."""
+        from kerasclf.training.callbacks import EpochClock
+
+        return [EpochClock(self.orders)]
+
+    def seed_generators(self):
+        """RNG state outside the model (the MixUp/CutMix generator) that the resume state keeps."""
+        generator = getattr(getattr(self, "mixing", None), "seed_generator", None)
+        return [] if generator is None else [generator]
+
+
+class HostFeeder(_EpochOrdered):
+    resident = False
+    checkpoint = AtomicModelCheckpoint
+
+    def __init__(self, data, batch_size, one_hot_labels, seed, mixing, shuffle_buffer, sampler=None,
+                 deterministic=False):
         self.data, self.batch_size, self.one_hot = data, batch_size, one_hot_labels
         self.seed, self.mixing, self.shuffle_buffer = seed, mixing, shuffle_buffer
+        self.sampler = sampler  # P x K training batches (kerasclf.data.sampler) or None
+        self.deterministic, self.orders = deterministic, []
 
     def model_to_fit(self, model):
         return model
@@ -28,38 +57,56 @@ class HostFeeder:
             self.data.split(split_name), self.batch_size, training=training,
             num_classes=self.data.info.num_classes, one_hot_labels=self.one_hot, seed=self.seed,
             mixing=self.mixing if training else None, shuffle_buffer=self.shuffle_buffer,
+            sampler=self.sampler if training else None,
+            order=self._order(split_name, self.shuffle_buffer) if training else None, deterministic=self.deterministic,
         )
 
 
-class ResidentFeeder:
+class ResidentFeeder(_EpochOrdered):
     resident = True
 
-    def __init__(self, data, batch_size, one_hot_labels):
+    def __init__(self, data, batch_size, one_hot_labels, seed=0, sampler=None):
         from kerasclf.training.resident import InnerModelCheckpoint, ResidentData
 
         n = data.info.num_classes
         self.checkpoint = InnerModelCheckpoint
         self.batch_size = batch_size
+        self.sampler = sampler
+        self.data, self.seed, self.orders = data, seed, []
         self.store = ResidentData(data, lambda s: one_hot(s.y, n) if one_hot_labels else s.y)
 
     def model_to_fit(self, model):
         return self.store.wrap(model)
 
     def inputs(self, split_name, training=False):
-        return self.store.inputs(split_name, self.batch_size, training)
+        return self.store.inputs(
+            split_name, self.batch_size, training, self.sampler if training else None,
+            order=self._order(split_name) if training else None,
+        )
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
     from kerasclf.backend import have_tensorflow
+    from kerasclf.data.sampler import build_sampler
     from kerasclf.training.resident import table_bytes
 
     setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
+    if setting is True and data.streamed:
+        raise ConfigError(
+            "train.data_on_device=true copies every image to the accelerator, but the data is streamed from "
+            "disk (data.stream): set data.stream=false to decode it into memory, or train.data_on_device=auto."
+        )
     if setting == "auto":
         setting = (
             mixing is None
+            and not data.streamed
             and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
             and table_bytes(data) <= RESIDENT_LIMIT_BYTES
         )
+    sampler = build_sampler(cfg.data, data.train.y, cfg.seed)
     if setting:
-        return ResidentFeeder(data, cfg.data.batch_size, one_hot_labels)
-    return HostFeeder(data, cfg.data.batch_size, one_hot_labels, cfg.seed, mixing, cfg.data.shuffle_buffer)
+        return ResidentFeeder(data, cfg.data.batch_size, one_hot_labels, cfg.seed, sampler)
+    return HostFeeder(
+        data, cfg.data.batch_size, one_hot_labels, cfg.seed, mixing, cfg.data.shuffle_buffer, sampler,
+        deterministic=cfg.train.deterministic,
+    )

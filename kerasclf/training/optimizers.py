@@ -7,6 +7,7 @@ A factory is `fn(optim_cfg, learning_rate) -> keras.optimizers.Optimizer`, where
 import keras
 
 from kerasclf.registry import OPTIMIZERS
+from kerasclf.training.lookahead import LOOKAHEAD  # also registers the Lookahead classes for loading
 from kerasclf.training.schedules import build_schedule
 
 register_optimizer = OPTIMIZERS.register
@@ -42,7 +43,20 @@ def adamw(optim, learning_rate):
 
 def build_optimizer(optim, steps_per_epoch, epochs):
     learning_rate = build_schedule(optim, steps_per_epoch, epochs)
-    return OPTIMIZERS.get(optim.name).factory(optim, learning_rate)
+    optimizer = OPTIMIZERS.get(optim.name).factory(optim, learning_rate)
+    if optim.lookahead_every:
+        optimizer = with_lookahead(optimizer, optim, total_steps=steps_per_epoch * epochs)
+    return optimizer
+
+
+def with_lookahead(optimizer, optim, total_steps):
+    """The same optimizer (same settings and schedule) as its Lookahead variant."""
+    config = optimizer.get_config()
+    config.update(
+        lookahead_every=optim.lookahead_every, lookahead_decay=optim.lookahead_decay,
+        lookahead_power=optim.lookahead_power, total_steps=total_steps,
+    )
+    return LOOKAHEAD[type(optimizer)].from_config(config)
 
 
 def current_lr(optimizer):

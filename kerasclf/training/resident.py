@@ -14,6 +14,8 @@ import numpy as np
 import keras
 from keras import ops
 
+from kerasclf.training.artefacts import AtomicModelCheckpoint
+
 
 @keras.saving.register_keras_serializable(package="kerasclf")
 class TakeRows(keras.layers.Layer):
@@ -49,9 +51,20 @@ class ResidentData:
         self.table = np.concatenate([s.x for _, s in splits])
         self.labels = {name: labels_fn(s) for name, s in splits}
 
-    def inputs(self, split, batch_size, training):
+    def inputs(self, split, batch_size, training, sampler=None, order=None):
+        """`sampler` (training only): a kerasclf.data.sampler.PKSampler over this split's labels;
+        `order` (training): a data.order.EpochOrder whose per-epoch order a resumed run replays."""
         start, n = self.offsets[split]
+        if training and sampler is not None:
+            from kerasclf.data.sampler import sampled_batches
+
+            labels = self.labels[split]
+            return {"x": sampled_batches(sampler, lambda i: ((start + i).astype(np.int32), labels[i])), "shuffle": False}
         index = np.arange(start, start + n, dtype=np.int32)
+        if training and order is not None:
+            from kerasclf.data.order import epoch_batches
+
+            return {"x": epoch_batches(index, self.labels[split], batch_size, order), "shuffle": False}
         inputs = {"x": index, "y": self.labels[split], "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs  # evaluate() takes no shuffle
 
@@ -75,8 +88,8 @@ def inner_model(model):
     return [layer for layer in model.layers if isinstance(layer, keras.Model)][-1]
 
 
-class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves the inner model: checkpoints hold no data table.
+class InnerModelCheckpoint(AtomicModelCheckpoint):
+    """ModelCheckpoint (atomic) that saves the inner model: checkpoints hold no data table.
 
     Variables are shared with the training model and synced (JAX) before epoch-end
     callbacks run, so the inner model saves the current weights.

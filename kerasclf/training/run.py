@@ -1,16 +1,16 @@
 """One training run: config -> data -> model -> fit with callbacks -> logs/<run>/.
 
-The run directory holds the resolved config, history.csv, TensorBoard events, best.keras,
-last.keras and metrics.json; evaluation reports go to eval/<split>/.
+The run directory holds the resolved config, splits.json, history.csv, TensorBoard events,
+best.keras, last.keras, metrics.json and resume/state.npz (what `train --resume` continues
+from); evaluation reports go to eval/<split>/. Every file is written atomically
+(kerasclf/atomic.py). Model assembly is training/assemble.py; the run directory, resume
+state and clean stops are training/keeper.py.
 """
 
-import json
 import math
-import time
 import warnings
-from pathlib import Path
 
-from kerasclf.config import dump_config, label_format
+from kerasclf.config import label_format
 from kerasclf.training.assemble import prepare
 
 
@@ -46,108 +46,186 @@ def _monitor(cfg, has_val):
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def _callbacks(cfg, run_dir, monitor, mode, test_inputs, checkpoint_cls, best_so_far=None):
-    """The run's callbacks; a second (fine-tuning) phase appends to the CSV and only replaces
-    best.keras when it beats `best_so_far`."""
-    import keras
-
+def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0, keep_best=True):
+    """The run's callbacks for one phase: best.keras is only replaced by an epoch that beats
+    the best of the epochs already in the history (an earlier phase or session). `keeper`
+    (training/keeper.py) gives the history writer, TensorBoard and early stopping that
+    continue across phases and resumed sessions. keep_best=False: no best.keras (_keeps_best)."""
     from kerasclf.backend import have_tensorboard
     from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+    from kerasclf.training.epoch_hooks import EpochHooks
 
-    callbacks = [LearningRateLogger(), SystemMonitor()]
+    run_dir = keeper.run_dir
+    callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
         callbacks.append(TestAccuracy(test_inputs))
-    callbacks += [
-        checkpoint_cls(
+    if keep_best:
+        callbacks.append(checkpoint_cls(
             str(run_dir / "best.keras"), monitor=monitor, mode=mode, save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        checkpoint_cls(str(run_dir / "last.keras")),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=best_so_far is not None),
-    ]
+            initial_value_threshold=_best_so_far(keeper.history.rows, monitor, mode),
+        ))
+    callbacks += [checkpoint_cls(str(run_dir / "last.keras")), keeper.history]
     if have_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
+        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
     if cfg.train.early_stop_patience:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
+            keeper.early_stopping(phase_start, monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
         )
     return callbacks
 
 
+def _best_so_far(rows, monitor, mode):
+    values = [row[monitor] for row in rows if isinstance(row.get(monitor), float)]
+    return (min if mode == "min" else max)(values) if values else None
+
+
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
-    """model.fit; Ctrl-C stops it but keeps what the finished epochs wrote."""
-    try:
-        return fit_model.fit(
-            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs
-        ).history, False
-    except KeyboardInterrupt:
-        warnings.warn("Training interrupted; the run directory keeps the finished epochs.")
-        return (fit_model.history.history if fit_model.history else {}), True
+    """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
+    (training/stops.py); what the finished epochs saved stays."""
+    from kerasclf.training.progress import fit_verbosity
+
+    verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
+    fit_model.fit(
+        initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
+    )
 
 
-def train(cfg, verbose=None):
+def train(cfg, verbose=None, resume=None):
     """Train per `cfg`; returns (run_dir, metrics).
 
     With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
+    `resume` (training.keeper.open_resume): continue that run from its last finished epoch.
+    Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
+    keeper = None
+    prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
     from kerasclf.training.feeding import choose_feeder
-    from kerasclf.training.rundir import make_run_dir
+    from kerasclf.training.keeper import RunKeeper
+    from kerasclf.training.rundir import unlock_run_dir
 
-    prepared = prepare(cfg)
+    try:
+        feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
+        keeper = RunKeeper(cfg, prepared.model, feeder, resume)
+        return _train(cfg, prepared, feeder, keeper, verbose)
+    finally:  # the run directory is free again (for a --resume in this same process, too)
+        unlock_run_dir(keeper.lock if keeper is not None else getattr(resume, "lock", None))
+
+
+def _train(cfg, prepared, feeder, keeper, verbose):
+    from kerasclf.data.provenance import write_splits
+    from kerasclf.errors import RunStopped
+    from kerasclf.training import aux_loss
+    from kerasclf.training.gradient_flow import gradient_flow_callbacks
+
     data, model = prepared.data, prepared.model
-    feeder = choose_feeder(cfg, data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
-    run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
-    dump_config(cfg, run_dir / "config.yaml")
+    run_dir = keeper.run_dir
+    write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
     verbose = cfg.train.verbose if verbose is None else verbose
-    fit_model = feeder.model_to_fit(model)
-    compile_model(fit_model, cfg, steps)
+    aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
+    fit_model = feeder.model_to_fit(model) if aux is None else aux.fit_model(feeder.model_to_fit)
+    checkpoint_cls = feeder.checkpoint if aux is None else aux.checkpoint_class()
+    prepared.summary["aux_loss"] = aux_loss.aux_name(cfg)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
     monitor, mode = _monitor(cfg, has_val)
+    keep_best = _keeps_best(cfg, monitor)
+    checkpoint_name = "best.keras" if keep_best else "last.keras"
     fit_kwargs = feeder.inputs("train", training=True)
     if has_val:
         val = feeder.inputs("val")
         fit_kwargs["validation_data"] = (val["x"], val["y"]) if "y" in val else val["x"]
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
-    started = time.perf_counter()
-    callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint)
-    log, interrupted = _fit(fit_model, fit_kwargs, callbacks, 0, cfg.train.epochs, verbose)
-    if cfg.train.finetune_epochs and not interrupted and log.get(monitor):
-        from dataclasses import replace
+    first, total = cfg.train.epochs, cfg.train.epochs + cfg.train.finetune_epochs
 
-        from kerasclf.models.freeze import apply_trainable
+    def log():
+        return _history_log(keeper.history.rows)
 
-        prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
-        optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
-        compile_model(fit_model, cfg, steps, optim=optim, epochs=cfg.train.finetune_epochs)
-        best = (min if mode == "min" else max)(log[monitor])
-        callbacks = _callbacks(cfg, run_dir, monitor, mode, test_inputs, feeder.checkpoint, best_so_far=best)
-        total = cfg.train.epochs + cfg.train.finetune_epochs
-        log2, interrupted = _fit(fit_model, fit_kwargs, callbacks, cfg.train.epochs, total, verbose)
-        log = {k: list(v) + list(log2.get(k, [])) for k, v in log.items()}
-    wall = time.perf_counter() - started
-    metrics = _run_metrics(prepared.summary, log, monitor, wall, interrupted)
-    metrics["data_on_device"] = feeder.resident
-    if has_test and (run_dir / "best.keras").exists():
-        metrics["test_accuracy"] = _test_accuracy(run_dir / "best.keras", data.test, cfg.data.batch_size)
+    def run_phase(phase, start, end, **compile_kwargs):
+        compile_model(fit_model, cfg, steps, **compile_kwargs)
+        keeper.restore(fit_model, phase)
+        callbacks = _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=start,
+                               keep_best=keep_best)
+        callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=start)
+        _fit(fit_model, fit_kwargs, keeper.guard(callbacks, phase, end, steps), max(start, keeper.next_epoch), end,
+             verbose)
+
+    try:
+        with keeper.stopping():
+            if keeper.next_epoch < first:
+                run_phase(1, 0, first)
+            if cfg.train.finetune_epochs and log().get(monitor) and keeper.next_epoch < total:
+                from dataclasses import replace
+
+                from kerasclf.models.freeze import apply_trainable
+
+                prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
+                optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
+                run_phase(2, first, total, optim=optim, epochs=cfg.train.finetune_epochs)
+    except RunStopped as stop:
+        _write_json(run_dir / "metrics.json", _metrics(prepared.summary, keeper, log(), monitor, feeder, stop))
+        raise
+    metrics = _metrics(prepared.summary, keeper, log(), monitor, feeder)
+    metrics["checkpoint"] = checkpoint_name
+    if not keep_best:
+        metrics["best_epoch"] = None  # no epoch was chosen: last.keras is the final one
+    if has_test and (run_dir / checkpoint_name).exists():
+        metrics["test_accuracy"] = _test_accuracy(run_dir / checkpoint_name, data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
-    if cfg.train.evaluate_after and (run_dir / "best.keras").exists():
-        metrics["report_path"] = _evaluate_after(run_dir, data, "test" if has_test else "val")
+    if cfg.train.evaluate_after and (run_dir / checkpoint_name).exists() and (has_test or has_val):
+        metrics["report_path"] = _evaluate_after(
+            run_dir / checkpoint_name, data, "test" if has_test else "val", embeddings=aux is not None
+        )
     return run_dir, metrics
 
 
-def _evaluate_after(run_dir, data, split):
-    """Reports for the best checkpoint on the data already in memory; a failure keeps the run."""
+def _keeps_best(cfg, monitor):
+    """A val_* monitor with no validation data would pick the "best" epoch on training
+    accuracy, which rewards overfitting: then the run keeps only last.keras and says so."""
+    if monitor == cfg.train.monitor:
+        return True
+    warnings.warn(
+        f"There is no validation split (the data has none and data.val_fraction=0), so no epoch can be "
+        f"chosen on {cfg.train.monitor}: the run keeps only last.keras (the final epoch), not best.keras"
+        f"{', and early stopping watches training ' + monitor if cfg.train.early_stop_patience else ''}. "
+        "Set data.val_fraction > 0 to keep the best epoch.",
+        stacklevel=3,
+    )
+    return False
+
+
+def _history_log(rows):
+    """History rows -> {column: [values]} (every epoch of the run, earlier sessions included)."""
+    keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k != "epoch"]
+    return {k: [row[k] for row in rows if k in row] for k in keys}
+
+
+def _metrics(summary, keeper, log, monitor, feeder, stop=None):
+    """metrics.json: `stopped` names why a run ended early (null when it finished)."""
+    from kerasclf.errors import RunInterrupted
+
+    metrics = _run_metrics(summary, log, monitor, keeper.wall_seconds(), stop is not None)
+    metrics["data_on_device"] = feeder.resident
+    metrics["stopped"] = None if stop is None else (
+        {2: "SIGINT", 15: "SIGTERM"}.get(stop.signum, "signal") if isinstance(stop, RunInterrupted) else "non-finite loss"
+    )
+    metrics["sessions"] = keeper.sessions
+    metrics["resumed_from_epoch"] = keeper.resumed_from
+    return metrics
+
+
+def _evaluate_after(checkpoint, data, split, embeddings=False):
+    """Reports for the run's checkpoint on the data already in memory; a failure keeps the run.
+    `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
     from kerasclf.errors import KerasclfError
     from kerasclf.evaluation.evaluate import evaluate_checkpoint
 
     try:
-        return evaluate_checkpoint(run_dir / "best.keras", split=split, dataset=data)["report_path"]
+        return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
         warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
         return None
@@ -172,11 +250,14 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 def _test_accuracy(checkpoint, split, batch_size):
     from kerasclf.checkpoint import load_checkpoint
+    from kerasclf.data.pipeline import predict_inputs
 
     model, _ = load_checkpoint(checkpoint)
-    probs = model.predict(split.x, batch_size=batch_size, verbose=0)
+    probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
 
 def _write_json(path, obj):
-    Path(path).write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    from kerasclf.atomic import write_json
+
+    write_json(path, obj, default=float)

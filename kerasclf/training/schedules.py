@@ -63,7 +63,9 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 @register_schedule("constant", description="optim.lr throughout (with optim.warmup_epochs: linear warm-up first)")
 def constant(optim, steps):
-    return optim.lr if steps.warmup == 0 else WarmupSchedule(optim.lr, steps.total, steps.warmup)
+    if steps.warmup == 0:
+        return optim.lr
+    return WarmupSchedule(optim.lr, steps.total, steps.warmup, start_fraction=optim.start_lr_fraction or 0.0)
 
 
 @register_schedule("step", description="x optim.gamma every optim.step_epochs epochs")
@@ -89,7 +91,9 @@ def onecycle(optim, steps):
     # Default warm-up: the first 25% of training, as in one-cycle / airbench recipes.
     warmup = steps.warmup or int(0.25 * steps.total)
     return WarmupSchedule(
-        optim.lr, steps.total, warmup, decay="linear", start_fraction=0.04, end_fraction=optim.min_lr_fraction
+        optim.lr, steps.total, warmup, decay="linear",
+        start_fraction=0.04 if optim.start_lr_fraction is None else optim.start_lr_fraction,
+        end_fraction=optim.min_lr_fraction,
     )
 
 

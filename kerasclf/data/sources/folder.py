@@ -3,18 +3,32 @@
 Two layouts are read: class folders directly under root (one pool; validation and test are
 carved from it by data.val_fraction / data.test_fraction), or root/train/<class>/ with
 optional root/val|valid|validation/<class>/ and root/test/<class>/.
-Unreadable files (corrupt, truncated, not an image) are skipped with a warning naming them;
-a folder with no readable image is refused.
+
+What is refused or said, rather than done silently:
+- Unreadable files (corrupt, truncated, not an image) are skipped with a warning naming them.
+- A class folder with no readable image is dropped, with a warning naming it (a model would
+  otherwise have an output for a class it never saw); a folder with no readable image at
+  all is refused.
+- A val/test class folder that train/ lacks, or that differs from a train/ class only in
+  letter case, is an error naming it (its images could not be scored).
+- Every image is fitted to one size: `data.image_size`, or when null the rule in sizing.py
+  (with a message), by the `data.resize` policy (geometry.py). Before decoding, the memory
+  the decoded images need is compared with what is available.
+- File and folder names that are not UTF-8 are read (bytes to TensorFlow, escapes in messages).
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files, image_size_of
+from kerasclf.data.files import FileImages, choose_stream
+from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
+from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
+from kerasclf.writable import display
 
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
@@ -40,53 +54,115 @@ def _find_layout(root):
     return layout if "train" in layout else {"train": root}
 
 
-def _scan(split_dir, class_names):
+def _scan(split_dir, class_dirs):
+    """(paths, labels) of the image files of `class_dirs` (folder names, label = position)."""
     paths, labels = [], []
-    for c, name in enumerate(class_names):
+    for c, name in enumerate(class_dirs):
         files = _list_images(split_dir / name) if (split_dir / name).is_dir() else []
         paths += files
         labels += [c] * len(files)
     return paths, np.asarray(labels, np.int32)
 
 
-def _first_readable_size(paths, split_dir):
-    for path in paths:
-        try:
-            return image_size_of(path)
-        except Exception:  # corrupt or not an image: decode_files skips it with a warning later
+def _check_split_classes(layout, train_dirs):
+    """A val/test class folder must be a train class, spelled the same way."""
+    by_lower = {name.lower(): name for name in train_dirs}
+    for split, split_dir in layout.items():
+        if split == "train":
             continue
-    raise DataError(
-        f"None of the {len(paths)} image files under {str(split_dir)!r} could be read "
-        f"(for example {paths[0]!r}); they are corrupt or not images."
+        for d in _class_dirs(split_dir):
+            if d.name in train_dirs:
+                continue
+            if d.name.lower() in by_lower:
+                raise DataError(
+                    f"Class folder {display(d)!r} differs from the training class folder "
+                    f"{display(layout['train'] / by_lower[d.name.lower()])!r} only in letter case; class "
+                    f"names are case-sensitive. Rename one so that both are spelled the same."
+                )
+            if _list_images(d):
+                raise DataError(
+                    f"The {split} split has class folder {display(d.name)!r} ({display(d)}), which "
+                    f"{display(layout['train'])!r} does not have, so a model trained there cannot predict "
+                    f"it. Add training images for it, or move it out of {display(split_dir)!r}."
+                )
+
+
+def _drop_classes(splits, class_dirs, present, layout):
+    """Keep the classes in `present` (sorted indices), renumbered; warn naming the others."""
+    dropped = [class_dirs[c] for c in range(len(class_dirs)) if c not in present]
+    if not dropped:
+        return splits, [display(n) for n in class_dirs]
+    for split, (paths, labels) in splits.items():
+        orphans = sorted({class_dirs[c] for c in set(labels.tolist()) if c not in present})
+        if orphans and split != "train":
+            raise DataError(
+                f"The {split} split has images of class(es) {', '.join(display(n) for n in orphans)}, "
+                f"but {display(layout['train'])!r} has no readable image of them, so a model cannot learn "
+                "them. Add readable training images, or remove those folders from the split."
+            )
+    warnings.warn(
+        f"Dropped {len(dropped)} class folder(s) with no readable image under {display(layout['train'])!r}: "
+        f"{', '.join(display(n) for n in dropped)}. The model has {len(present)} classes; add images "
+        "to those folders to keep them.",
+        stacklevel=4,
     )
+    remap = np.full(len(class_dirs), -1, np.int32)
+    remap[present] = np.arange(len(present), dtype=np.int32)
+    out = {split: (paths, remap[labels]) for split, (paths, labels) in splits.items()}
+    return out, [display(class_dirs[c]) for c in present]
 
 
-def load_folder(root, image_size=None):
+def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None):
+    """RawDataset of the folder, decoded into memory; or, when `stream` says so (data.stream:
+    true, or "auto" with the decoded images above `memory_fraction` of the available memory),
+    FileImages splits left on disk for build_dataset to stream (kerasclf.data.files)."""
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"Data folder {str(root)!r} does not exist. Use folder:/path/to/root with root/<class>/*.jpg.")
-    layout = _find_layout(root)
-    class_names = [d.name for d in _class_dirs(layout["train"])]
-    if not class_names:
         raise DataError(
-            f"Data folder {str(layout['train'])!r} has no class folders. Expected "
-            f"{layout['train']}/<class_name>/<image files> (JPEG, PNG, BMP or GIF)."
+            f"Data folder {display(root)!r} does not exist. Use folder:/path/to/root with root/<class>/*.jpg."
         )
-    scanned = {split: _scan(d, class_names) for split, d in layout.items()}
-    if not len(scanned["train"][0]):
+    layout = _find_layout(root)
+    class_dirs = [d.name for d in _class_dirs(layout["train"])]
+    if not class_dirs:
         raise DataError(
-            f"Data folder {str(layout['train'])!r} has class folders ({', '.join(class_names[:5])}"
-            f"{', ...' if len(class_names) > 5 else ''}) but no image files in them "
+            f"Data folder {display(layout['train'])!r} has no class folders. Expected "
+            f"{display(layout['train'])}/<class_name>/<image files> (JPEG, PNG, BMP or GIF)."
+        )
+    _check_split_classes(layout, set(class_dirs))
+    scanned = {split: _scan(d, class_dirs) for split, d in layout.items()}
+    train_paths, train_labels = scanned["train"]
+    if not train_paths:
+        raise DataError(
+            f"Data folder {display(layout['train'])!r} has class folders ({', '.join(display(n) for n in class_dirs[:5])}"
+            f"{', ...' if len(class_dirs) > 5 else ''}) but no image files in them "
             f"(looked for {', '.join(IMAGE_EXTENSIONS)})."
         )
-    if image_size is None:  # the first readable image sets the size
-        image_size = _first_readable_size(scanned["train"][0], layout["train"])
-    splits = {}
+    if image_size is None:
+        image_size = derive_image_size(train_paths, display(layout["train"]), seed=seed)
+    image_size = tuple(int(s) for s in image_size)
+    total = sum(len(paths) for paths, _ in scanned.values())
+    if choose_stream(stream, total, image_size, memory_fraction):
+        # streamed, the images never sit in memory together, but a batch of them must
+        check_fits_in_memory(min(total, batch_size or total), image_size, f"Data folder {display(root)!r}")
+        return RawDataset(
+            {split: Split(FileImages(paths, image_size), labels, paths) for split, (paths, labels) in scanned.items() if paths},
+            [display(n) for n in class_dirs],
+        )
+    check_fits_in_memory(total, image_size, f"Data folder {display(root)!r}")
+    decoded = {}
     for split, (paths, labels) in scanned.items():
         if not paths:
             continue
-        x, kept = decode_files(paths, tuple(image_size))
+        x, kept = decode_files(paths, image_size, resize)
         if not kept:
-            raise DataError(f"None of the {len(paths)} image files under {str(layout[split])!r} could be read.")
-        splits[split] = Split(x, labels[kept], [paths[i] for i in kept])
+            raise DataError(
+                f"None of the {len(paths)} image files under {display(layout[split])!r} could be read; "
+                "they are corrupt or not images."
+            )
+        decoded[split] = (x, [paths[i] for i in kept], labels[kept])
+    present = sorted(set(decoded["train"][2].tolist()))
+    labelled, class_names = _drop_classes(
+        {split: (p, y) for split, (_, p, y) in decoded.items()}, class_dirs, present, layout
+    )
+    splits = {split: Split(decoded[split][0], labelled[split][1], labelled[split][0]) for split in decoded}
     return RawDataset(splits, class_names)

@@ -1,0 +1,113 @@
+"""What the console shows: TensorFlow's start-up lines once (or not at all), and the
+training verbosity chosen by whether stdout is a terminal.
+
+Why TensorFlow's start-up lines appeared twice: the TF 2.21 wheel logs them (oneDNN note,
+"Could not find cuda drivers") from static initialisers through absl *before* absl's log is
+initialised, which ignores TF_CPP_MIN_LOG_LEVEL; and two of its shared libraries carry that
+code (`_pywrap_tensorflow_internal` and, loaded later by `import tensorflow`,
+`profiler/internal/_pywrap_profiler_plugin.so`), so each line is printed twice. On a machine
+without a GPU the first device query then logs "E0000 ... failed call to cuInit", which
+only says that there is no CUDA device. Those lines are written by C++ to file descriptor 2,
+so Python's logging cannot filter them: `import_tensorflow_quietly` points descriptor 2 at
+a temporary file while TensorFlow is imported and its devices are listed, then replays what
+was captured minus that noise, each line once.
+"""
+
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+
+# glog/absl line prefix: severity letter, date, time, thread id, file:line]
+_PREFIX = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([\w./-]+:\d+)\] ")
+_ABSL_HEADER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow (when installed and not yet imported) with its start-up noise filtered."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        gpus = None
+        try:
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+    kept = filter_startup_lines(text, have_gpu=bool(gpus))
+    if kept:
+        sys.stderr.write(kept)
+        sys.stderr.flush()
+
+
+def filter_startup_lines(text, have_gpu, min_level=None):
+    """TensorFlow's captured start-up output minus duplicates, absl's header, lines below
+    TF_CPP_MIN_LOG_LEVEL (0: all, 1: no INFO, 2: no WARNING; kerasclf's CLI sets 2) and, on a
+    machine without a GPU, the cuInit failure. Anything else (a real error) is kept, once."""
+    if min_level is None:
+        try:
+            min_level = int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0"))
+        except ValueError:
+            min_level = 0
+    dropped_levels = "IW"[: max(0, min(min_level, 2))]
+    out, seen, keep_continuation = [], set(), True
+    for line in text.splitlines(keepends=True):
+        match = _PREFIX.match(line)
+        if match is None:  # a continuation of the previous log line, or plain Python output
+            if line.strip() == _ABSL_HEADER:
+                continue
+            if keep_continuation or not line.startswith(("To enable", " ")):
+                out.append(line)
+            continue
+        message = line[match.end():]
+        keep = (
+            match.group(1) not in dropped_levels
+            and not (not have_gpu and "failed call to cuInit" in message)
+            and (match.group(2), message) not in seen
+        )
+        seen.add((match.group(2), message))
+        keep_continuation = keep
+        if keep:
+            out.append(line)
+    return "".join(out)
+
+
+def show_warnings_plainly():
+    """Warnings on the console as "Warning: <message>" paragraphs, without the file:line and
+    source line Python adds (they point into kerasclf, not at anything the user can change).
+    Only the format changes, so warnings filters and pytest.warns still see every warning."""
+    import warnings
+
+    def format_warning(message, category, filename, lineno, line=None):
+        label = "Warning" if issubclass(category, UserWarning) else category.__name__
+        return f"{label}: {message}\n"
+
+    warnings.formatwarning = format_warning
+
+
+_NOTES = None
+
+
+def show_notes():
+    """kerasclf's INFO messages (e.g. the image size chosen for a folder) on stderr as
+    "Note: ..." lines; re-pointed at the current sys.stderr on every call."""
+    import logging
+
+    global _NOTES
+    logger = logging.getLogger("kerasclf")
+    if _NOTES is None:
+        _NOTES = logging.StreamHandler(sys.stderr)
+        _NOTES.setFormatter(logging.Formatter("Note: %(message)s"))
+        logger.addHandler(_NOTES)
+        logger.setLevel(logging.INFO)
+    else:
+        _NOTES.setStream(sys.stderr)

@@ -1,0 +1,61 @@
+"""Overlaid training curves of several runs (from their history.csv), one PNG per quantity."""
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from kerasclf.evaluation.figures import _new_figure, _read_history, _save
+
+
+def _epochs(columns):
+    length = len(next(iter(columns.values())))
+    # CSVLogger's epoch column is 0-based; +1 matches Keras's "Epoch 1/N"
+    return columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+
+
+def _colours(n):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def plot_overlaid_curves(runs, labels, out_dir):
+    """compare_accuracy.png (validation accuracy, or train accuracy for runs without validation)
+    and compare_loss.png (validation solid, train dashed); returns the paths written."""
+    histories = [(label, _read_history(r.history_csv)) for r, label in zip(runs, labels) if r.history_csv]
+    histories = [(label, cols) for label, cols in histories if cols]
+    if not histories:
+        return []
+    colours = _colours(len(histories))
+    out_dir = Path(out_dir)
+    paths = []
+    for name, ylabel, series in (
+        ("accuracy", "validation accuracy", (("val_accuracy", "-"),)),
+        ("loss", "loss (validation solid, train dashed)", (("val_loss", "-"), ("loss", "--"))),
+    ):
+        fig = _new_figure(7.5, 4.6)
+        ax = fig.add_subplot()
+        drawn = False
+        for (label, cols), colour in zip(histories, colours):
+            keys = [(k, style) for k, style in series if k in cols and np.isfinite(cols[k]).any()]
+            if name == "accuracy" and not keys and "accuracy" in cols:
+                keys = [("accuracy", ":")]  # no validation split: its training accuracy, dotted
+                label += " (train)"
+            for i, (key, style) in enumerate(keys):
+                y = cols[key]
+                ok = np.isfinite(y)
+                ax.plot(_epochs(cols)[ok], y[ok], style, color=colour, marker="o", markersize=3,
+                        label=label if i == 0 else None)
+                drawn = True
+        if not drawn:
+            continue
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{ylabel} per epoch, {len(histories)} runs")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8 if len(histories) <= 10 else 6, ncol=1 if len(histories) <= 10 else 2)
+        paths.append(_save(fig, out_dir / f"compare_{name}.png"))
+    return paths

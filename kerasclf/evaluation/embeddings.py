@@ -1,0 +1,154 @@
+"""The embedding report of a split: retrieval metrics, t-SNE figures, TensorBoard projector files.
+
+`write_embedding_report(out_dir, ...)` takes embeddings already computed (NumPy) and writes
+  embeddings.json                  the metrics (kerasclf.evaluation.retrieval)
+  tsne_2d.png, tsne_3d.png         scikit-learn t-SNE of a seeded, stratified subsample
+  projector/                       vectors.tsv, metadata.tsv (class names), sprite.png and
+                                   projector_config.pbtxt: `tensorboard --logdir <that folder>`
+                                   opens them in TensorBoard's Projector tab
+and returns the metrics plus the markdown section report.md shows.
+"""
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from kerasclf.evaluation import retrieval
+
+MAX_LEGEND_CLASSES = 20
+SPRITE_MAX_SIDE = 8192  # TensorBoard's projector refuses larger sprite images
+
+
+def tsne(embeddings, dims, seed=0):
+    """scikit-learn t-SNE of L2-normalised embeddings into `dims` dimensions (PCA init, seeded)."""
+    from sklearn.manifold import TSNE
+
+    x = retrieval.prepare(embeddings)
+    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+    return TSNE(n_components=dims, init="pca", random_state=seed, perplexity=perplexity).fit_transform(x)
+
+
+def _colours(n):
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20" if n <= 20 else "gist_ncar"]
+    return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
+
+
+def plot_tsne(points, labels, class_names, path, title):
+    """Scatter of 2-D or 3-D t-SNE points coloured by class (legend up to 20 classes)."""
+    dims = points.shape[1]
+    fig = Figure(figsize=(8, 7), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(projection="3d" if dims == 3 else None)
+    colours = _colours(len(class_names))
+    for c, name in enumerate(class_names):
+        mask = labels == c
+        if mask.any():
+            ax.scatter(*points[mask].T, s=6, color=colours[c], label=name, alpha=0.8)
+    ax.set_title(title)
+    if len(class_names) <= MAX_LEGEND_CLASSES:
+        fig.legend(loc="outside right upper", markerscale=3, fontsize=8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return str(path)
+
+
+def write_projector(out_dir, embeddings, labels, class_names, images=None, thumb=32):
+    """TensorBoard projector files for these points; returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savetxt(out / "vectors.tsv", np.asarray(embeddings, np.float32), delimiter="\t", fmt="%.6g")
+    with open(out / "metadata.tsv", "w") as f:
+        f.write("class\tlabel\n")  # two columns: the projector wants a header row
+        for label in np.asarray(labels).tolist():
+            f.write(f"{str(class_names[label]).replace(chr(9), ' ')}\t{label}\n")
+    config = ['embeddings {', '  tensor_name: "embedding"', '  tensor_path: "vectors.tsv"',
+              '  metadata_path: "metadata.tsv"']
+    if images is not None and len(images):
+        thumb = _sprite(out / "sprite.png", images, thumb)
+        config += ['  sprite {', '    image_path: "sprite.png"',
+                   f'    single_image_dim: {thumb}', f'    single_image_dim: {thumb}', '  }']
+    (out / "projector_config.pbtxt").write_text("\n".join(config + ["}"]) + "\n")
+    return str(out)
+
+
+def _sprite(path, images, thumb):
+    """One square grid image of thumbnails, row by row in point order; returns the thumbnail side."""
+    from PIL import Image
+
+    n = len(images)
+    side = math.ceil(math.sqrt(n))
+    thumb = max(1, min(thumb, SPRITE_MAX_SIDE // side))
+    sheet = Image.new("RGB", (side * thumb, side * thumb))
+    for i, image in enumerate(np.asarray(images, np.uint8)):
+        tile = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).convert("RGB")
+        sheet.paste(tile.resize((thumb, thumb), Image.BILINEAR), ((i % side) * thumb, (i // side) * thumb))
+    sheet.save(path)
+    return thumb
+
+
+def write_embedding_report(out_dir, embeddings, labels, class_names, *, split, images=None,
+                           reference=None, tsne_points=2000, projector_points=2000, knn_k=5, seed=0,
+                           link_base=None):
+    """Metrics, figures and projector files for one split's embeddings.
+
+    reference: optional (embeddings, labels) of the training split, for kNN accuracy (and
+    t-SNE figures of the training split too). Returns (metrics, markdown lines); the
+    markdown links figures relative to `link_base` (default: out_dir's parent, where
+    report.md sits).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    y = np.asarray(labels)
+    metrics = {"split": split, "size": int(len(y)), "dim": int(np.asarray(embeddings).shape[1]),
+               **retrieval.retrieval_metrics(embeddings, y)}
+    metrics["nmi_kmeans"] = retrieval.kmeans_nmi(embeddings, y, seed=seed)
+    if reference is not None:
+        metrics["knn_k"] = int(knn_k)
+        metrics["knn_accuracy"] = retrieval.knn_accuracy(reference[0], reference[1], embeddings, y, k=knn_k)
+    figures = []
+    sets = [(split, embeddings, y)] + ([("train", *reference)] if reference is not None and split != "train" else [])
+    for name, emb, lab in sets:
+        keep = retrieval.subsample(lab, tsne_points, seed)
+        if len(keep) < 5:
+            continue
+        for dims in (2, 3):
+            points = tsne(np.asarray(emb)[keep], dims, seed)
+            title = f"t-SNE {dims}-D of the {name} embeddings ({len(keep)} points)"
+            figures.append((title, plot_tsne(points, np.asarray(lab)[keep], class_names,
+                                             out / f"tsne_{dims}d_{name}.png", title)))
+    keep = retrieval.subsample(y, projector_points, seed)
+    projector = write_projector(out / "projector", np.asarray(embeddings)[keep], y[keep], class_names,
+                                None if images is None else np.asarray(images)[keep])
+    metrics["tsne_points"], metrics["projector_points"] = int(tsne_points), int(len(keep))
+    (out / "embeddings.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics, _markdown(metrics, figures, projector, Path(link_base or out.parent))
+
+
+def _fmt(value):
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def _markdown(metrics, figures, projector, link_base):
+    lines = ["## Embeddings", "",
+             f"Embedding: the classification head's input ({metrics['dim']} values), L2-normalised; "
+             f"{metrics['size']} {metrics['split']} images, each a query against all others.", "",
+             "| metric | value |", "|---|---|"]
+    rows = [("precision@1", "precision_at_1"), ("R-precision", "r_precision"), ("MAP@R", "map_at_r"),
+            ("NMI (k-means)", "nmi_kmeans"), ("mean intra-class distance", "mean_intra_distance"),
+            ("mean inter-class distance", "mean_inter_distance"), ("intra/inter ratio", "intra_inter_ratio")]
+    if "knn_accuracy" in metrics:
+        rows.insert(3, (f"kNN accuracy (k={metrics['knn_k']}, train as reference)", "knn_accuracy"))
+    lines += [f"| {label} | {_fmt(metrics.get(key))} |" for label, key in rows]
+    lines += ["", f"TensorBoard projector ({metrics['projector_points']} points): "
+              f"`tensorboard --logdir {projector}`", ""]
+    for title, path in figures:
+        rel = Path(os.path.relpath(path, link_base)).as_posix()
+        lines += [f"### {title}", "", f"![{title}]({rel})", ""]
+    return lines

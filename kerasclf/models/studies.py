@@ -1,0 +1,29 @@
+"""Small networks of the other seed studies that the `cnn` builder cannot express."""
+
+from keras import layers
+
+from kerasclf.models.registry import register_model
+
+
+@register_model(
+    "catsdogs_cnn",
+    description="3 conv (BatchNorm after the first 2) + 3 dense CNN (Dogs vs Cats optimizer study, Adam ref 82.3%)",
+    preprocessing="standardize",
+)
+def catsdogs_cnn(x, filters=(32, 64, 128), batch_norm_convs=2, dense=(512, 128), dropout=0.0):
+    """conv 3x3 (+ BatchNorm for the first `batch_norm_convs`) + ReLU + 2x2 max-pool per filter
+    count, flatten, the `dense` ReLU layers (`dropout` after each), then the classifier: with
+    the defaults 3 conv, 2 BatchNorm and 3 dense layers (the head is the third), as in the study."""
+    for i, f in enumerate(filters, start=1):
+        batch_norm = i <= batch_norm_convs
+        x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm, name=f"conv{i}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.Activation("relu", name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, n in enumerate(dense, start=1):
+        x = layers.Dense(n, activation="relu", name=f"dense{i}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
+    return x

@@ -1,0 +1,43 @@
+"""Can we write there? Asked before any data is loaded, so a bad log_dir / --out fails in a second.
+
+`os.access` is not enough: it says yes to root on a read-only mount or a chmod 555 folder
+seen through a user namespace. So the nearest existing folder gets a real probe: a temporary
+file created and removed. Nothing is left behind, and the folder itself is not created.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from kerasclf.errors import ConfigError
+
+
+def display(path):
+    """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def unwritable_reason(path):
+    """None when a folder can be made at `path` and written into; else why not (one phrase)."""
+    path = Path(path).expanduser()
+    probe = path
+    while not probe.exists():  # the nearest existing ancestor decides
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return f"{display(probe)!r} is a file, not a folder"
+    try:
+        fd, name = tempfile.mkstemp(dir=probe, prefix=".kerasclf-write-test-")
+    except OSError as exc:
+        return f"{display(probe)!r} is not writable ({exc.strerror or type(exc).__name__})"
+    os.close(fd)
+    os.remove(name)
+    return None
+
+
+def check_writable(path, what, hint):
+    """Raise a ConfigError naming `what` (e.g. "train.log_dir") when `path` cannot be written."""
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise ConfigError(f"{what} {display(path)!r} cannot be used: {reason}. {hint}")
