@@ -199,9 +199,11 @@ def test_resume_allows_more_epochs_with_a_schedule_that_does_not_depend_on_them(
 
 
 @pytest.mark.slow
-@pytest.mark.backend_agnostic
 def test_two_runs_with_the_same_seed_give_identical_metrics_with_mixup(cli, tmp_path):
-    """train.deterministic: the tf.data path with its random MixUp map (under JAX: mixed on the host), twice."""
+    """train.deterministic: the tf.data path with its random MixUp map, twice (TensorFlow backend).
+
+    Under JAX, MixUp runs eagerly inside tf.data's numpy_function and two runs differed in a CI
+    run (they matched in others): not yet deterministic there, so not claimed (README)."""
     pytest.importorskip("tensorflow")
     runs = []
     for name in ("a", "b"):
