@@ -59,7 +59,10 @@ def train(config_path, overrides, data_dir, dry_run, resume_dir):
 
 def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
     from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
     from kerasclf.errors import ConfigError
+
+    import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
 
     resume = None
     if resume_dir:
