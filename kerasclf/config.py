@@ -552,6 +552,14 @@ def label_format(cfg):
     return "sparse"
 
 
+def _aux_without_mixing(cfg):
+    if cfg.loss.aux != "none" and (cfg.augment.mixup or cfg.augment.cutmix):
+        raise ConfigError(
+            f"loss.aux={cfg.loss.aux} needs each image's own class, but MixUp/CutMix mix images of two classes: "
+            "turn augment.mixup / augment.cutmix off, or set loss.aux=none."
+        )
+
+
 def _mixing_on_host(cfg):
     if cfg.train.data_on_device is True and (cfg.augment.mixup or cfg.augment.cutmix):
         raise ConfigError(
@@ -567,6 +575,7 @@ CROSS_CHECKS = [
     _monitor_is_logged,
     label_format,  # raises when the loss cannot take the labels that smoothing/mixing need
     _mixing_on_host,
+    _aux_without_mixing,
 ]
 
 

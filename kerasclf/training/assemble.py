@@ -33,12 +33,10 @@ def prepare(cfg):
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
 
-    from kerasclf.training.aux_loss import check_aux_config
     from kerasclf.writable import check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
-    check_aux_config(cfg)  # what loss.aux cannot be combined with, before any data is read
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)

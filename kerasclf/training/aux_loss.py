@@ -24,8 +24,8 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from kerasclf.errors import CheckpointError, ConfigError, did_you_mean
-from kerasclf.layers.metric_losses import DISTANCES, MININGS, CenterLoss, TripletLoss
+from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.layers.metric_losses import CenterLoss, TripletLoss
 from kerasclf.registry import Registry
 
 AUX_LOSSES = Registry("auxiliary loss (loss.aux)", ConfigError)
@@ -43,33 +43,6 @@ def _center(loss_cfg, num_classes):
 
 def aux_name(cfg):
     return getattr(cfg.loss, "aux", "none") or "none"
-
-
-def check_aux_config(cfg):
-    """The loss.aux keys' choices and ranges, and what they cannot be combined with."""
-    loss = cfg.loss
-    name = aux_name(cfg)
-    if name != "none" and name not in AUX_LOSSES:
-        choices = ["none", *AUX_LOSSES.names()]
-        raise ConfigError(f"loss.aux must be one of {', '.join(choices)}, got {name!r}.{did_you_mean(name, choices)}")
-    for key, choices in (("mining", MININGS), ("distance", DISTANCES)):
-        value = getattr(loss, key)
-        if value not in choices:
-            raise ConfigError(
-                f"loss.{key} must be one of {', '.join(choices)}, got {value!r}.{did_you_mean(value, choices)}"
-            )
-    for key, ok, expected in (
-        ("aux_weight", loss.aux_weight >= 0, ">= 0"),
-        ("margin", loss.margin >= 0, ">= 0"),
-        ("center_alpha", 0 <= loss.center_alpha <= 1, "in [0, 1]"),
-    ):
-        if not ok:
-            raise ConfigError(f"loss.{key} must be {expected}, got {getattr(loss, key)!r}.")
-    if name != "none" and (cfg.augment.mixup or cfg.augment.cutmix):
-        raise ConfigError(
-            f"loss.aux={name} needs each image's own class, but MixUp/CutMix mix images of two classes: "
-            "turn augment.mixup / augment.cutmix off, or set loss.aux=none."
-        )
 
 
 # --- the embedding ---------------------------------------------------------------------------
@@ -206,8 +179,7 @@ class AuxTraining:
 
 
 def setup(cfg, classifier, data):
-    """An AuxTraining for cfg.loss.aux, or None for aux=none (after checking the config)."""
-    check_aux_config(cfg)
+    """An AuxTraining for cfg.loss.aux, or None for aux=none (kerasclf.config checked its keys)."""
     if aux_name(cfg) == "none":
         return None
     training = AuxTraining(cfg, classifier, data.info.num_classes)
