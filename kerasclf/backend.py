@@ -15,10 +15,3 @@ def have_tensorboard():
     """keras.callbacks.TensorBoard writes through tf.summary: both packages are needed."""
     return have_tensorflow() and importlib.util.find_spec("tensorboard") is not None
 
-
-def backend_name():
-    """The Keras backend in use ("tensorflow", "jax", "torch")."""
-    import keras
-
-    return keras.backend.backend()
-

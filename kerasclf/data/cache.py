@@ -1,5 +1,6 @@
 """Where downloaded data sets live, and downloads that never leave half-written files."""
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -53,3 +54,16 @@ def _digest(path, algorithm="md5"):
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def readable_download(archive, url, what, errors=(OSError, EOFError, ValueError)):
+    """Around reading a downloaded file: one of `errors` becomes a DataError that names the
+    file and says how to get a good copy (a truncated download is the usual cause)."""
+    try:
+        yield
+    except errors as exc:
+        raise DataError(
+            f"{archive} is not a readable {what} ({type(exc).__name__}: {exc}). It may be truncated "
+            f"or another file: delete it to download it again from {url}."
+        ) from None

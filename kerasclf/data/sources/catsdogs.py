@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.data.cache import fetch
+from kerasclf.data.cache import fetch, readable_download
 from kerasclf.data.files import FileImages
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
@@ -133,13 +133,9 @@ def load_cats_vs_dogs(cfg, cache_dir):
     if not images.is_dir():
         archive = fetch(URL, cache_dir, ARCHIVE, sha256=SHA256, what=f"cats-vs-dogs ({ARCHIVE})")
         root.mkdir(parents=True, exist_ok=True)
-        try:
+        broken = (zipfile.BadZipFile, OSError, ValueError, EOFError)
+        with readable_download(archive, URL, "Dogs vs Cats archive", broken):
             _extract(archive, root)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise DataError(
-                f"{archive} is not a readable Dogs vs Cats archive ({type(exc).__name__}: {exc}). It may be "
-                f"truncated or another file: delete it to download it again from {URL}."
-            ) from None
     paths, labels = _scan(images)
     listing = root / "skipped.tsv"
     if listing.is_file():

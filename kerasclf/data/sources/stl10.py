@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.data.cache import fetch
+from kerasclf.data.cache import fetch, readable_download
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
@@ -69,13 +69,8 @@ def load_stl10(cfg, cache_dir):
     folder = Path(cache_dir) / FOLDER
     if not all((folder / name).is_file() for name in LABELLED):
         archive = fetch(URL, cache_dir, ARCHIVE, sha256=SHA256, what=f"stl10 ({ARCHIVE})")
-        try:
+        with readable_download(archive, URL, "STL-10 archive", (tarfile.TarError, EOFError, OSError, ValueError)):
             _extract_labelled(archive, folder)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            raise DataError(
-                f"{archive} is not a readable STL-10 archive ({type(exc).__name__}: {exc}). It may be truncated "
-                f"or another file: delete it to download it again from {URL}."
-            ) from None
     try:
         names = [line.strip() for line in (folder / "class_names.txt").read_text().splitlines() if line.strip()]
         splits = {
