@@ -23,8 +23,8 @@ _LAYER_MODULES = (
     "kerasclf.layers.preprocessing",
     "kerasclf.layers.augment",
     "kerasclf.layers.alternating_flip",
-    "kerasclf.layers.metric_losses",
-    "kerasclf.training.aux_loss",  # KeepCenters: the centres saved with a center-loss run (loaded by name)
+    "kerasclf.losses.metric",
+    "kerasclf.losses.composite",  # KeepCenters: the centres saved with a center-loss run (loaded by name)
 )
 LABELS_LAYER = "labels"
 

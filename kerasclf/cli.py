@@ -71,7 +71,7 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
                 "--resume takes the config from the run directory's config.yaml; drop --config "
                 "(to train a changed config, start a new run with --config)."
             )
-        from kerasclf.training.keeper import open_resume
+        from kerasclf.runs.keeper import open_resume
 
         resume = open_resume(resume_dir, overrides, data_dir)
         cfg = resume.cfg
@@ -206,7 +206,7 @@ def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dr
 
 
 def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
-    from kerasclf.training.sweep import plan_sweep, run_sweep, states
+    from kerasclf.studies.sweep import plan_sweep, run_sweep, states
 
     plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
     if dry_run:
@@ -233,7 +233,7 @@ def compare(dirs, out_dir, no_hparams):
     """Table (markdown + CSV) and overlaid curves over run directories, study directories or globs."""
     import warnings
 
-    from kerasclf.evaluation.compare import SKIPPED_TEXT, compare as write
+    from kerasclf.studies.compare import SKIPPED_TEXT, compare as write
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=re.escape(SKIPPED_TEXT))  # said below, without a source line

@@ -225,7 +225,7 @@ class LossConfig:
     name: str = key("crossentropy", Registered("LOSSES"))
     label_smoothing: float = key(0.0, UNIT)
     focal_gamma: float = key(2.0, AT_LEAST_0)  # loss.name=focal: down-weighting of easy examples
-    # Auxiliary metric-learning loss on the embedding (kerasclf.training.aux_loss): CE + aux_weight * aux
+    # Auxiliary metric-learning loss on the embedding (kerasclf.losses.composite): CE + aux_weight * aux
     aux: str = key("none", OneOf(("none", "triplet", "center")))
     aux_weight: float = key(1.0, AT_LEAST_0)
     margin: float = key(0.2, AT_LEAST_0)  # triplet margin (distances of unit vectors: at most 2, or 4 squared)

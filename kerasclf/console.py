@@ -111,3 +111,8 @@ def show_notes():
         logger.setLevel(logging.INFO)
     else:
         _NOTES.setStream(sys.stderr)
+
+
+def display(path):
+    """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")

@@ -1,4 +1,4 @@
-"""Atomic writes (kerasclf/atomic.py): the previous file survives a failed or interrupted write."""
+"""Atomic writes (kerasclf/runs/atomic.py): the previous file survives a failed or interrupted write."""
 
 import errno
 import os
@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from kerasclf import atomic
+from kerasclf.runs import atomic
 from kerasclf.errors import StorageError
 
 

@@ -1,4 +1,4 @@
-"""CE + aux_weight * triplet/center loss in training (kerasclf.training.aux_loss).
+"""CE + aux_weight * triplet/center loss in training (kerasclf.losses.composite).
 
 One training step is checked against the definitions (loss value, centre update), on every
 backend; short runs check the saved checkpoint (plain classifier with its centres), resuming
@@ -14,8 +14,8 @@ from keras import ops
 
 from kerasclf.config import load_config
 from kerasclf.errors import ConfigError
-from kerasclf.layers.metric_losses import TripletLoss
-from kerasclf.training import aux_loss
+from kerasclf.losses.metric import TripletLoss
+from kerasclf.losses import composite as aux_loss
 
 BACKEND = keras.backend.backend()
 TINY = ["data.source=synthetic", "model.name=cnn", "model.filters=[8]", "model.dense=[16]",

@@ -42,7 +42,7 @@ def metrics(model, val, test, classes=10, **extra):
 
 
 def test_table_columns_are_the_differing_keys_sorted_with_random_row_and_best(tmp_path):
-    from kerasclf.evaluation.compare import compare
+    from kerasclf.studies.compare import compare
 
     study = tmp_path / "study"
     fake_run(study, "a", ["optim.name=sgd", "optim.lr=0.1"], metrics("cnn", 0.61, 0.60),
@@ -75,7 +75,7 @@ def test_table_columns_are_the_differing_keys_sorted_with_random_row_and_best(tm
 
 
 def test_sorting_falls_back_to_validation_accuracy_and_one_random_row_per_class_count(tmp_path):
-    from kerasclf.evaluation.compare import compare
+    from kerasclf.studies.compare import compare
 
     fake_run(tmp_path, "ten", ["model.name=cnn"], metrics("cnn", 0.45, None, classes=10))
     fake_run(tmp_path, "two", ["model.name=mlp", "data.classes=first:2"], metrics("mlp", 0.7, 0.69, classes=2))
@@ -108,7 +108,7 @@ def test_globs_study_dirs_and_paths_that_are_not_runs(cli, user_error, tmp_path)
 
 
 def test_same_run_names_in_two_studies_get_their_study_as_prefix(tmp_path):
-    from kerasclf.evaluation.compare import compare
+    from kerasclf.studies.compare import compare
 
     fake_run(tmp_path / "s1", "adam", ["seed=1"], metrics("cnn", 0.5, 0.5))
     fake_run(tmp_path / "s2", "adam", ["seed=2"], metrics("cnn", 0.6, 0.6))
@@ -123,7 +123,7 @@ def test_hparams_summary_is_what_tensorboard_reads(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from kerasclf.evaluation.compare import compare
+    from kerasclf.studies.compare import compare
 
     fake_run(tmp_path, "sgd", ["optim.name=sgd", "data.batch_size=16"], metrics("cnn", 0.6, 0.55))
     fake_run(tmp_path, "adam", ["optim.name=adam", "data.batch_size=64"], metrics("cnn", 0.8, 0.75))

@@ -129,9 +129,9 @@ WRITER = textwrap.dedent('''
     from pathlib import Path
     import numpy as np
     import keras
-    from kerasclf.atomic import write_json
+    from kerasclf.runs.atomic import write_json
     from kerasclf.evaluation.report import write_report
-    from kerasclf.training.artefacts import AtomicModelCheckpoint, HistoryCSV
+    from kerasclf.runs.artefacts import AtomicModelCheckpoint, HistoryCSV
 
     run = Path(sys.argv[1])
 
@@ -168,7 +168,7 @@ WRITER = textwrap.dedent('''
 
 def artefacts(folder, pattern):
     """Files matching `pattern`, without the temporary files a killed writer leaves (.tmp-*)."""
-    from kerasclf.atomic import TMP_PREFIX
+    from kerasclf.runs.atomic import TMP_PREFIX
 
     return [p for p in folder.glob(pattern) if not p.name.startswith(TMP_PREFIX)]
 

@@ -1,7 +1,7 @@
 """The package's layers: a module imports only from its own layer or below (architecture.md).
 
-(1) errors, registry, config, backend, console, writable; (2) data, layers; (3) models; (4) checkpoint, losses;
-(5) training, evaluation, features, studies; (6) cli. Registries load their built-in modules
+(1) errors, registry, config, backend, console; (2) data, layers; (3) models; (4) checkpoint, losses, runs;
+(5) training, evaluation, features; (6) studies; (7) cli. Registries load their built-in modules
 by name (kerasclf.registry), which is how a lower layer can list what a higher one registers.
 """
 
@@ -12,12 +12,13 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kerasclf"
 LAYERS = {
-    "errors": 1, "registry": 1, "config": 1, "backend": 1, "console": 1, "writable": 1, "atomic": 1, "__init__": 1,
+    "errors": 1, "registry": 1, "config": 1, "backend": 1, "console": 1, "__init__": 1,
     "data": 2, "layers": 2,
     "models": 3,
-    "checkpoint": 4, "safe_load": 4, "losses": 4,
-    "training": 5, "evaluation": 5, "features": 5, "studies": 5,
-    "cli": 6, "__main__": 6,
+    "checkpoint": 4, "safe_load": 4, "losses": 4, "runs": 4,
+    "training": 5, "evaluation": 5, "features": 5,
+    "studies": 6,
+    "cli": 7, "__main__": 7,
 }
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kerasclf.layers.metric_losses import DISTANCES, MININGS, CenterLoss, TripletLoss
+from kerasclf.losses.metric import DISTANCES, MININGS, CenterLoss, TripletLoss
 
 pytestmark = pytest.mark.backend_agnostic
 BACKEND = keras.backend.backend()

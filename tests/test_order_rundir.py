@@ -41,7 +41,7 @@ def test_buffered_order_moves_no_element_earlier_than_its_buffer_allows(buffer):
 
 
 def test_same_run_name_started_at_once_gets_distinct_directories(tmp_path):
-    from kerasclf.training.rundir import make_run_dir
+    from kerasclf.runs.rundir import make_run_dir
 
     barrier, made, errors = threading.Barrier(8), [], []
 
@@ -66,12 +66,12 @@ def test_a_locked_run_directory_is_refused_to_a_second_process(tmp_path):
     import sys
 
     from kerasclf.errors import ConfigError
-    from kerasclf.training.rundir import lock_run_dir
+    from kerasclf.runs.rundir import lock_run_dir
 
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from kerasclf.training.rundir import lock_run_dir; "
+        [sys.executable, "-c", "import sys; from kerasclf.runs.rundir import lock_run_dir; "
          f"lock = lock_run_dir({str(run)!r}); print('locked', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )

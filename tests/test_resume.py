@@ -39,7 +39,7 @@ def metrics(run):
 
 def interrupt_at(monkeypatch, epoch, batch=1, signum=signal.SIGINT):
     """Send `signum` to this process at the end of batch `batch` of epoch `epoch` (0-based), once."""
-    from kerasclf.training.stops import StopOnNonFinite
+    from kerasclf.runs.stops import StopOnNonFinite
 
     original = StopOnNonFinite.on_train_batch_end
     sent = []
@@ -147,7 +147,7 @@ def test_non_finite_loss_stops_with_advice_and_keeps_a_loadable_checkpoint(cli, 
 
 @pytest.mark.slow
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(cli, user_error, tmp_path, monkeypatch):
-    from kerasclf import atomic
+    from kerasclf.runs import atomic
     from kerasclf.evaluation.evaluate import load_checkpoint
 
     run = tmp_path / "logs" / "full"
@@ -189,7 +189,7 @@ def test_resume_refuses_overrides_that_change_the_experiment(cli, user_error, tm
 
 def test_resume_allows_more_epochs_with_a_schedule_that_does_not_depend_on_them(tmp_path):
     from kerasclf.config import dump_config, load_config
-    from kerasclf.training.keeper import open_resume
+    from kerasclf.runs.keeper import open_resume
 
     run = tmp_path / "run"
     run.mkdir()

@@ -29,7 +29,7 @@ def read_csv(path):
 # --- planning (no training) ---------------------------------------------------------------
 
 def test_grid_values_split_on_top_level_commas_only():
-    from kerasclf.training.sweep import parse_grid
+    from kerasclf.studies.sweep import parse_grid
 
     grid = parse_grid(["model.filters=[8,16],[32]", "optim.name=sgd, adam", 'data.classes="a,b",first:3'])
     assert grid == {
@@ -52,7 +52,7 @@ def test_grid_key_twice_is_a_user_error(cli, user_error):
 
 def test_plan_is_the_product_with_names_from_the_varying_values(tmp_path):
     from kerasclf.config import load_config
-    from kerasclf.training.sweep import plan_sweep, planned_config
+    from kerasclf.studies.sweep import plan_sweep, planned_config
 
     plan = plan_sweep(None, ["optim.name=sgd,adam", "data.batch_size=16,64"], [*TINY, f"train.log_dir={tmp_path}"])
     assert plan.study_dir == tmp_path / "sweep-optim-batch_size"
@@ -67,7 +67,7 @@ def test_plan_is_the_product_with_names_from_the_varying_values(tmp_path):
 
 
 def test_labels_fall_back_to_full_keys_when_they_clash(tmp_path):
-    from kerasclf.training.sweep import plan_sweep
+    from kerasclf.studies.sweep import plan_sweep
 
     plan = plan_sweep(None, ["optim.name=sgd,adam", "model.name=cnn"], [f"train.log_dir={tmp_path}"])
     assert plan.points[1].name == "optim-adam_model-cnn"  # "name-adam_name-cnn" would not say which
@@ -88,7 +88,7 @@ def test_a_bad_grid_point_fails_before_any_run(cli, user_error, tmp_path, grid, 
 
 def test_study_file_named_runs_times_grid(tmp_path):
     from kerasclf.errors import ConfigError
-    from kerasclf.training.sweep import plan_sweep
+    from kerasclf.studies.sweep import plan_sweep
 
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump(sort_keys=False, data={
@@ -125,7 +125,7 @@ def test_shipped_study_files_plan(tmp_path):
     """Every configs/studies/*.yaml plans (valid keys and values) once pointed at an existing data set."""
     from kerasclf.config import from_dict
     from kerasclf.models import builder_kwargs
-    from kerasclf.training.sweep import plan_sweep, planned_config
+    from kerasclf.studies.sweep import plan_sweep, planned_config
 
     files = sorted((REPO_ROOT / "configs" / "studies").glob("*.yaml"))
     assert files
@@ -137,7 +137,7 @@ def test_shipped_study_files_plan(tmp_path):
 
 
 def test_error_summary_picks_the_line_that_says_what_went_wrong():
-    from kerasclf.training.sweep import error_summary
+    from kerasclf.studies.sweep import error_summary
 
     log = "Epoch 1/2\nsome output\nError: Unknown model 'nosuch'. Choose one of cnn, mlp.\n"
     assert error_summary(log, 2) == "Unknown model 'nosuch'. Choose one of cnn, mlp."
@@ -156,7 +156,7 @@ def _fake_finished_run(run_dir, config, **metrics):
 
 def test_a_finished_run_of_another_config_is_not_silently_reused(cli, user_error, tmp_path):
     from kerasclf.config import from_dict
-    from kerasclf.training.sweep import plan_sweep, planned_config
+    from kerasclf.studies.sweep import plan_sweep, planned_config
 
     args = (["optim.name=sgd,adam"], [*TINY, f"train.log_dir={tmp_path}"])
     plan = plan_sweep(None, *args)
@@ -169,7 +169,7 @@ def test_a_finished_run_of_another_config_is_not_silently_reused(cli, user_error
 
 
 def test_run_states(tmp_path):
-    from kerasclf.evaluation.runs import run_state
+    from kerasclf.studies.runs import run_state
 
     def run(name, **files):
         d = tmp_path / name
@@ -188,7 +188,7 @@ def test_run_states(tmp_path):
 
 def test_dry_run_lists_runs_and_states(cli, tmp_path):
     from kerasclf.config import from_dict
-    from kerasclf.training.sweep import plan_sweep, planned_config
+    from kerasclf.studies.sweep import plan_sweep, planned_config
 
     args = (["data.batch_size=16,32,64"], [*TINY, f"train.log_dir={tmp_path}"])
     plan = plan_sweep(None, *args)
@@ -260,7 +260,7 @@ def test_killed_sweep_rerun_finishes_only_the_missing_runs(cli, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its running child, like a lost terminal
         proc.wait()
-    from kerasclf.evaluation.runs import run_state
+    from kerasclf.studies.runs import run_state
 
     before = {n: run_state(study / n) for n in ("seed-1", "seed-2", "seed-3")}
     finished = [n for n, s in before.items() if s == "finished"]

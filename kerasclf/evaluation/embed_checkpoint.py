@@ -1,6 +1,6 @@
 """`kerasclf evaluate --embeddings`: a checkpoint's embeddings of a split -> the embedding report.
 
-The embedding is the input of the classification head (kerasclf.training.aux_loss.
+The embedding is the input of the classification head (kerasclf.losses.composite.
 embedding_tensor). The evaluated split is embedded in full; the training split, which
 serves as kNN reference and gets its own t-SNE figures, is embedded on a seeded,
 stratified subsample of at most REFERENCE_POINTS images (it can be large, and every image
@@ -21,7 +21,7 @@ def add_embedding_report(model, dataset, split, out_dir, batch_size=256, tsne_po
     from pathlib import Path
 
     from kerasclf.evaluation.embeddings import write_embedding_report
-    from kerasclf.training.aux_loss import embedding_model
+    from kerasclf.losses.composite import embedding_model
 
     out_dir = Path(out_dir)
     extractor = embedding_model(model)  # one model: one compiled predict function for both splits

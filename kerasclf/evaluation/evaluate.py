@@ -51,7 +51,7 @@ def _out_dir(run_dir, split, data_spec, out_dir):
     """--out, else <run>/eval/<split> for the run's own data and <run>/eval/<data>-<split> for other data."""
     import re
 
-    from kerasclf.training.rundir import dataset_slug
+    from kerasclf.runs.rundir import dataset_slug
 
     if out_dir:
         return Path(out_dir)
@@ -71,7 +71,7 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
     test for the run's own. Evaluating the run's own val/test uses splits.json (see
     kerasclf.data.provenance) and refuses when the images could have been trained on."""
     from kerasclf.evaluation.report import write_report
-    from kerasclf.writable import check_writable
+    from kerasclf.runs.writable import check_writable
 
     split = split or default_split(data)
     run_dir = Path(checkpoint).parent
@@ -217,7 +217,7 @@ def _log_confusion_to_tensorboard(run_dir, split, result):
     import warnings
 
     from kerasclf.backend import have_tensorflow
-    from kerasclf.writable import unwritable_reason
+    from kerasclf.runs.writable import unwritable_reason
 
     if not have_tensorflow():
         return

@@ -28,7 +28,7 @@ def _new_figure(width, height, layout="constrained"):
 
 
 def _save(fig, path, dpi=100):
-    from kerasclf.atomic import atomic_path
+    from kerasclf.runs.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:  # the temporary name keeps the suffix savefig picks the format by

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.atomic import atomic_open, write_text
+from kerasclf.runs.atomic import atomic_open, write_text
 from kerasclf.evaluation import figures
 from kerasclf.evaluation.metrics import (
     as_labels,

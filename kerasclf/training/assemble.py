@@ -33,7 +33,7 @@ def prepare(cfg):
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
 
-    from kerasclf.writable import check_writable
+    from kerasclf.runs.writable import check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered

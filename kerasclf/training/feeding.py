@@ -9,7 +9,7 @@ import keras
 from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
 from kerasclf.errors import ConfigError
-from kerasclf.training.artefacts import AtomicModelCheckpoint
+from kerasclf.runs.artefacts import AtomicModelCheckpoint
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30

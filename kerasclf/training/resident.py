@@ -14,7 +14,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from kerasclf.training.artefacts import AtomicModelCheckpoint
+from kerasclf.runs.artefacts import AtomicModelCheckpoint
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")

@@ -3,7 +3,7 @@
 The run directory holds the resolved config, splits.json, history.csv, TensorBoard events,
 best.keras, last.keras, metrics.json and resume/state.npz (what `train --resume` continues
 from); evaluation reports go to eval/<split>/. Every file is written atomically
-(kerasclf/atomic.py). Model assembly is training/assemble.py; the run directory, resume
+(kerasclf/runs/atomic.py). Model assembly is training/assemble.py; the run directory, resume
 state and clean stops are training/keeper.py.
 """
 
@@ -102,8 +102,8 @@ def train(cfg, verbose=None, resume=None):
     keeper = None
     prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
     from kerasclf.training.feeding import choose_feeder
-    from kerasclf.training.keeper import RunKeeper
-    from kerasclf.training.rundir import unlock_run_dir
+    from kerasclf.runs.keeper import RunKeeper
+    from kerasclf.runs.rundir import unlock_run_dir
 
     try:
         feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
@@ -116,7 +116,7 @@ def train(cfg, verbose=None, resume=None):
 def _train(cfg, prepared, feeder, keeper, verbose):
     from kerasclf.data.provenance import write_splits
     from kerasclf.errors import RunStopped
-    from kerasclf.training import aux_loss
+    from kerasclf.losses import composite as aux_loss
     from kerasclf.training.gradient_flow import gradient_flow_callbacks
 
     data, model = prepared.data, prepared.model
@@ -258,6 +258,6 @@ def _test_accuracy(checkpoint, split, batch_size):
 
 
 def _write_json(path, obj):
-    from kerasclf.atomic import write_json
+    from kerasclf.runs.atomic import write_json
 
     write_json(path, obj, default=float)

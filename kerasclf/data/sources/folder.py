@@ -28,7 +28,7 @@ from kerasclf.data.registry import RawDataset
 from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
-from kerasclf.writable import display
+from kerasclf.console import display
 
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 

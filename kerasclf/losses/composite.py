@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from kerasclf.errors import CheckpointError, ConfigError
-from kerasclf.layers.metric_losses import CenterLoss, TripletLoss
+from kerasclf.losses.metric import CenterLoss, TripletLoss
 from kerasclf.registry import Registry
 
 AUX_LOSSES = Registry("auxiliary loss (loss.aux)", ConfigError)
@@ -166,7 +166,7 @@ class AuxTraining:
         """Centres from a kerasclf checkpoint of the same classes (model.weights: run/best.keras)."""
         if self.centers is None:
             return False
-        from kerasclf.evaluation.evaluate import load_checkpoint
+        from kerasclf.checkpoint import load_checkpoint
 
         source, labels = load_checkpoint(path)
         if list(labels.class_names) != list(class_names):

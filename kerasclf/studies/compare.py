@@ -14,7 +14,7 @@ import os
 import warnings
 from pathlib import Path
 
-from kerasclf.evaluation.runs import find_runs, load_run, run_labels
+from kerasclf.studies.runs import find_runs, load_run, run_labels
 
 # Keys that differ between runs without being a difference in the experiment.
 IGNORED_KEYS = {"train.log_dir", "train.run_name", "data.data_dir", "train.verbose"}
@@ -106,11 +106,11 @@ def write_comparison(run_dirs, out_dir, curves=True, hparams=True):
     paths = {"csv": _write_csv(out / "comparison.csv", keys, rows)}
     pngs = []
     if curves:
-        from kerasclf.evaluation.compare_figures import plot_overlaid_curves
+        from kerasclf.studies.compare_figures import plot_overlaid_curves
 
         pngs = plot_overlaid_curves(runs, run_labels([r.path for r in runs]), out)
     if hparams:
-        from kerasclf.evaluation.hparams import write_hparams
+        from kerasclf.studies.hparams import write_hparams
 
         paths["hparams"] = write_hparams(runs, run_labels([r.path for r in runs]), keys, out / "hparams")
     paths["markdown"] = _write_markdown(out / "comparison.md", keys, by, rows, pngs, out)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import keras
 
-from kerasclf.atomic import atomic_path, write_text
+from kerasclf.runs.atomic import atomic_path, write_text
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):

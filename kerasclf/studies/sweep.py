@@ -34,7 +34,7 @@ import yaml
 
 from kerasclf.config import apply_overrides, from_dict, to_dict
 from kerasclf.errors import ConfigError, did_you_mean
-from kerasclf.evaluation.runs import ERROR_FILE, read_metrics, run_state
+from kerasclf.studies.runs import ERROR_FILE, read_metrics, run_state
 
 RESERVED_KEYS = ("train.log_dir", "train.run_name")  # the sweep sets these for every run
 STUDY_FILE_KEYS = ("name", "config", "base", "set", "grid", "runs")
@@ -266,7 +266,7 @@ def _placement(plan, point):
 
 
 def _config_differences(run_dir, expected):
-    from kerasclf.evaluation.compare import IGNORED_KEYS, flatten
+    from kerasclf.studies.compare import IGNORED_KEYS, flatten
 
     try:
         written = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
@@ -429,7 +429,7 @@ def run_sweep(plan, parallel=1, echo=print, argv=None, compare=True):
         raise
     final = states(plan)
     if compare:
-        from kerasclf.evaluation.compare import write_comparison
+        from kerasclf.studies.compare import write_comparison
 
         paths = write_comparison([plan.study_dir / p.name for p in plan.points], plan.study_dir)
         echo(f"Comparison: {paths['markdown']}")

@@ -53,7 +53,7 @@ def _scalar(value):
 
 def hparam_values(runs, keys):
     """[{key: value}] per run: the varying config keys plus the model name."""
-    from kerasclf.evaluation.compare import flatten
+    from kerasclf.studies.compare import flatten
 
     out = []
     for run in runs:

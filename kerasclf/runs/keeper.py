@@ -67,8 +67,8 @@ class Resume:
 
 def open_resume(run_dir, overrides=(), data_dir=None):
     """Check and lock a run directory for `--resume`; refuses overrides that change the experiment."""
-    from kerasclf.training.resume import load_state
-    from kerasclf.training.rundir import lock_run_dir
+    from kerasclf.runs.resume import load_state
+    from kerasclf.runs.rundir import lock_run_dir
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
@@ -152,10 +152,10 @@ def trim_event_files(run_dir, valid):
 
 class RunKeeper:
     def __init__(self, cfg, model, feeder, resume=None):
-        from kerasclf.atomic import remove_stale_temps
-        from kerasclf.training.artefacts import HistoryCSV
-        from kerasclf.training.rundir import lock_run_dir, make_run_dir
-        from kerasclf.training.stops import StopRequest
+        from kerasclf.runs.atomic import remove_stale_temps
+        from kerasclf.runs.artefacts import HistoryCSV
+        from kerasclf.runs.rundir import lock_run_dir, make_run_dir
+        from kerasclf.runs.stops import StopRequest
 
         self.cfg, self.model, self.feeder = cfg, model, feeder
         if resume is None:
@@ -186,13 +186,13 @@ class RunKeeper:
 
     # --- what the callbacks need
     def tensorboard(self, log_dir, **kwargs):
-        from kerasclf.training.artefacts import ContinuingTensorBoard
+        from kerasclf.runs.artefacts import ContinuingTensorBoard
 
         self._tensorboard = ContinuingTensorBoard(log_dir, start_batch=self.tensorboard_batches, **kwargs)
         return self._tensorboard
 
     def early_stopping(self, phase_start, **kwargs):
-        from kerasclf.training.resume import ResumableEarlyStopping
+        from kerasclf.runs.resume import ResumableEarlyStopping
 
         earlier = [row[kwargs["monitor"]] for row in self.history.rows
                    if row["epoch"] >= phase_start and kwargs["monitor"] in row]
@@ -200,8 +200,8 @@ class RunKeeper:
 
     def guard(self, callbacks, phase, phase_end, steps_per_epoch):
         """`callbacks` framed by the stops and the state save (order matters, see stops.py)."""
-        from kerasclf.training.resume import ResumeCheckpoint, state_path
-        from kerasclf.training.stops import StopOnNonFinite, StopOnSignal
+        from kerasclf.runs.resume import ResumeCheckpoint, state_path
+        from kerasclf.runs.stops import StopOnNonFinite, StopOnSignal
 
         return [
             StopOnNonFinite(steps_per_epoch),
@@ -244,7 +244,7 @@ class RunKeeper:
     # --- stopping
     @contextlib.contextmanager
     def stopping(self):
-        from kerasclf.training.stops import graceful_signals
+        from kerasclf.runs.stops import graceful_signals
 
         with graceful_signals(self.request):
             try:
@@ -264,7 +264,7 @@ class RunKeeper:
             self._tensorboard._close_writers()
 
     def _interrupted(self, signum):
-        from kerasclf.training.stops import SIGNAL_NAMES
+        from kerasclf.runs.stops import SIGNAL_NAMES
 
         return RunInterrupted(
             f"Training stopped by {SIGNAL_NAMES.get(signum, signum)} in epoch {self._epoch + 1}; "

@@ -9,12 +9,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from kerasclf.console import display
 from kerasclf.errors import ConfigError
-
-
-def display(path):
-    """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def unwritable_reason(path):

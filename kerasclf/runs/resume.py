@@ -1,6 +1,6 @@
 """The resumable state of a run: written after every finished epoch, read by `train --resume`.
 
-One file, `<run>/resume/state.npz`, written atomically (kerasclf.atomic), holds everything
+One file, `<run>/resume/state.npz`, written atomically (kerasclf.runs.atomic), holds everything
 an uninterrupted run would carry from epoch k-1 into epoch k:
 - every model variable, random-seed states included (Keras's SeedGenerator states drive
   augmentation and dropout, and `save_weights` does not store them);
@@ -26,7 +26,7 @@ import numpy as np
 
 import keras
 
-from kerasclf.atomic import atomic_open
+from kerasclf.runs.atomic import atomic_open
 from kerasclf.errors import CheckpointError
 
 STATE_FILE = Path("resume") / "state.npz"
