@@ -9,7 +9,7 @@ Each run is its own `python -m kerasclf.cli train` process. Why not in-process: 
 global state between runs (the mixed-precision policy, the random seed, compiled functions,
 memory held by the backend), a crash or out-of-memory in one run must not end the others,
 and processes give --parallel for free. The cost is the process start (importing
-TensorFlow), measured in the README.
+TensorFlow), measured in docs/performance.md.
 
 Re-running the same command skips the finished runs (metrics.json present, valid and not
 interrupted) and re-does the others; a finished run whose config differs from the plan is an
