@@ -113,6 +113,9 @@ DATASETS = Registry(
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
 LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+# Auxiliary losses on the embedding (loss.aux), trained as CE + loss.aux_weight * aux. Each is
+# registered as `factory(loss_cfg, num_classes) -> keras loss` called as aux(embedding, labels).
+AUX_LOSSES = Registry("auxiliary loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.composite",))
 OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
 SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
 REPORT_SECTIONS = Registry(

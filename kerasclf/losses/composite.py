@@ -24,11 +24,9 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.errors import CheckpointError
 from kerasclf.losses.metric import CenterLoss, TripletLoss
-from kerasclf.registry import Registry
-
-AUX_LOSSES = Registry("auxiliary loss (loss.aux)", ConfigError)
+from kerasclf.registry import AUX_LOSSES
 
 
 @AUX_LOSSES.register("triplet", description="triplet loss on the L2-normalised embedding (loss.margin, mining, distance)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from kerasclf.config import parse_yaml
 from kerasclf.errors import ConfigError
 
 RUN_MARKERS = ("metrics.json", "config.yaml", "error.txt")  # any one: a run (finished, unfinished or failed)
@@ -71,8 +72,8 @@ def load_run(path, name=None):
     config = {}
     if (path / "config.yaml").is_file():
         try:
-            config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        except yaml.YAMLError:
+            config = parse_yaml((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError):
             config = {}
     error = ""
     if (path / ERROR_FILE).is_file():

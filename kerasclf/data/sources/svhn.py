@@ -56,11 +56,12 @@ def _read(name, cache_dir):
 @register_dataset(
     "svhn",
     description="SVHN cropped digits, 73k/26k 32x32, classes 0-9 (downloads 250 MB once; data.svhn_extra adds 531k)",
+    options={"svhn_extra": (False, 'add the 531,131 "extra" images to train (downloads 1.3 GB)')},
 )
 def load_svhn(cfg, cache_dir):
     cache_dir = Path(cache_dir) / "svhn"
     train, test = _read("train", cache_dir), _read("test", cache_dir)
-    if getattr(cfg, "svhn_extra", False):
+    if cfg.options.get("svhn_extra", False):
         extra = _read("extra", cache_dir)
         train = Split(np.concatenate([train.x, extra.x]), np.concatenate([train.y, extra.y]))
     return RawDataset({"train": train, "test": test}, CLASS_NAMES)
