@@ -21,6 +21,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+from kerasclf.console import import_tensorflow_quietly
 from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
 
 
@@ -58,8 +59,6 @@ class Registry:
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
-            from kerasclf.console import import_tensorflow_quietly
-
             import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)

@@ -123,3 +123,15 @@ def run_labels(paths):
     """Unique, short labels: the directory name, with its parent when names repeat."""
     names = [p.name for p in paths]
     return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+
+
+def flatten(config, prefix=""):
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; lists stay values."""
+    out = {}
+    for key, value in (config or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import yaml
 
+import kerasclf
 from kerasclf.config import apply_overrides, from_dict, parse_yaml, read_config_file, read_yaml_mapping, to_dict
 from kerasclf.errors import ConfigError, did_you_mean
-from kerasclf.studies.runs import ERROR_FILE, read_metrics, run_state
+from kerasclf.studies.compare import IGNORED_KEYS, write_comparison
+from kerasclf.studies.runs import ERROR_FILE, flatten, read_metrics, run_state
 
 RESERVED_KEYS = ("train.log_dir", "train.run_name")  # the sweep sets these for every run
 STUDY_FILE_KEYS = ("name", "config", "base", "set", "grid", "runs")
@@ -252,8 +254,6 @@ def _placement(plan, point):
 
 
 def _config_differences(run_dir, expected):
-    from kerasclf.studies.compare import IGNORED_KEYS, flatten
-
     try:
         written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -290,8 +290,6 @@ def train_command(plan, point):
 
 
 def _child_env():
-    import kerasclf
-
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # the child imports the same kerasclf as this process (a checkout, not another install)
@@ -415,8 +413,6 @@ def run_sweep(plan, parallel=1, echo=print, argv=None, compare=True):
         raise
     final = states(plan)
     if compare:
-        from kerasclf.studies.compare import write_comparison
-
         paths = write_comparison([plan.study_dir / p.name for p in plan.points], plan.study_dir)
         echo(f"Comparison: {paths['markdown']}")
     return final

@@ -12,6 +12,7 @@ Format (*_32x32.mat): X is uint8 (32, 32, 3, N); y is (N, 1) with labels 1..10, 
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
 
 from kerasclf.data.cache import fetch
 from kerasclf.data.registry import RawDataset, register_dataset
@@ -30,8 +31,6 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 def read_mat(path):
     """Split of (N, 32, 32, 3) uint8 images and 0..9 digit labels from an SVHN .mat file."""
-    from scipy.io import loadmat
-
     mat = loadmat(path, variable_names=["X", "y"])
     x, y = mat["X"], mat["y"].reshape(-1).astype(np.int64)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
