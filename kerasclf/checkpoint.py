@@ -15,8 +15,11 @@ checkpoints (`model.weights: run/best.keras`) lives here too: it needs a loaded 
 import importlib
 from pathlib import Path
 
+import keras
+
 from kerasclf.errors import CheckpointError, ModelError
 from kerasclf.registry import HEADS, LOSSES, MODELS, OPTIMIZERS, SCHEDULES
+from kerasclf.safe_load import explain_load_failure, refuse_lambda
 
 # Modules with serialisable Keras classes that no registry imports.
 _LAYER_MODULES = (
@@ -39,9 +42,6 @@ def register_serializables():
 
 def load_checkpoint(path):
     """(model, labels) from a .keras file, in safe mode, or a CheckpointError that says what to do."""
-    import keras
-
-    from kerasclf.safe_load import explain_load_failure, refuse_lambda
 
     register_serializables()
     path = Path(path)
@@ -70,8 +70,6 @@ def labels_of(model, path="the model"):
 
 
 def _leaf_layers(model):
-    import keras
-
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from _leaf_layers(layer)

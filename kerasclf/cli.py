@@ -173,6 +173,9 @@ def data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class
 
 def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
     from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before the report's modules import Keras: start-up lines once, filtered
     from kerasclf.evaluation.data_report import build_report_dataset, default_out_dir, write_data_report
 
     cfg = load_config(None, [f"data.source={data_spec}", f"seed={seed}", *overrides])
@@ -233,7 +236,8 @@ def compare(dirs, out_dir, no_hparams):
     """Table (markdown + CSV) and overlaid curves over run directories, study directories or globs."""
     import warnings
 
-    from kerasclf.studies.compare import SKIPPED_TEXT, compare as write
+    from kerasclf.studies.compare import SKIPPED_TEXT
+    from kerasclf.studies.compare import compare as write
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=re.escape(SKIPPED_TEXT))  # said below, without a source line

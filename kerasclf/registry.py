@@ -21,6 +21,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
+from kerasclf.console import import_tensorflow_quietly
 from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
 
 
@@ -58,8 +59,6 @@ class Registry:
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
-            from kerasclf.console import import_tensorflow_quietly
-
             import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)
@@ -113,6 +112,9 @@ DATASETS = Registry(
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
 LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+# Auxiliary losses on the embedding (loss.aux), trained as CE + loss.aux_weight * aux. Each is
+# registered as `factory(loss_cfg, num_classes) -> keras loss` called as aux(embedding, labels).
+AUX_LOSSES = Registry("auxiliary loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.composite",))
 OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
 SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
 REPORT_SECTIONS = Registry(

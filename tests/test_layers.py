@@ -15,7 +15,7 @@ LAYERS = {
     "errors": 1, "registry": 1, "config": 1, "backend": 1, "console": 1, "__init__": 1,
     "data": 2, "layers": 2,
     "models": 3,
-    "checkpoint": 4, "safe_load": 4, "losses": 4, "runs": 4,
+    "checkpoint": 4, "safe_load": 4, "losses": 4, "runs": 4, "plotting": 4,
     "training": 5, "evaluation": 5, "features": 5,
     "studies": 6,
     "cli": 7, "__main__": 7,
@@ -62,3 +62,87 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     bad.write_text("from kerasclf.training.run import train\n")
     assert [m for m, _ in imports_of(bad)] == ["kerasclf.training.run"]
     assert layer_of("kerasclf.training.run") > layer_of("kerasclf.models.freeze")
+
+
+def package_of(module):
+    """'kerasclf.models.freeze' -> 'models'; 'kerasclf.errors' -> 'errors'."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def cycles(graph):
+    """The strongly connected components with more than one node (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in list(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def package_graph():
+    """Package -> the packages its modules import (anywhere in the file, lazy imports too)."""
+    graph = {}
+    for module, path in modules():
+        for imported, _ in imports_of(path):
+            if imported.split(".")[0] == "kerasclf" and package_of(imported) != package_of(module):
+                graph.setdefault(package_of(module), set()).add(package_of(imported))
+    return graph
+
+
+def module_graph():
+    """Module -> the kerasclf modules its top-level imports load (a cycle here can fail at import time)."""
+    known = {module for module, _ in modules()}
+    graph = {}
+    for module, path in modules():
+        targets = set()
+        for node in ast.parse(path.read_text()).body:
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                for i in range(2, len(parts) + 1):  # importing a.b.c runs a.b too
+                    target = ".".join(parts[:i])
+                    if target in known and target != module and not module.startswith(target + "."):
+                        targets.add(target)
+        graph[module] = targets
+    return graph
+
+
+def test_no_import_cycle_between_packages():
+    assert not cycles(package_graph()), "packages that import each other (move the shared piece down a layer)"
+
+
+def test_no_import_cycle_between_modules():
+    assert not cycles(module_graph()), "modules whose top-level imports form a cycle"
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    """Its oracle: a hand-drawn graph with one cycle of three, a self-free chain and a tail."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"e"}, "e": set()}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

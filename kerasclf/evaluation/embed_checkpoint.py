@@ -7,7 +7,11 @@ stratified subsample of at most REFERENCE_POINTS images (it can be large, and ev
 is a forward pass).
 """
 
+from pathlib import Path
+
 from kerasclf.evaluation import retrieval
+from kerasclf.evaluation.embeddings import write_embedding_report
+from kerasclf.losses.composite import embedding_model
 
 REFERENCE_POINTS = 5000
 
@@ -18,10 +22,6 @@ def embed(extractor, images, batch_size=256):
 
 def add_embedding_report(model, dataset, split, out_dir, batch_size=256, tsne_points=2000, seed=0):
     """Write <out_dir>/embeddings/ and append its section to <out_dir>/report.md; returns the metrics."""
-    from pathlib import Path
-
-    from kerasclf.evaluation.embeddings import write_embedding_report
-    from kerasclf.losses.composite import embedding_model
 
     out_dir = Path(out_dir)
     extractor = embedding_model(model)  # one model: one compiled predict function for both splits

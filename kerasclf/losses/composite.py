@@ -24,11 +24,11 @@ from pathlib import Path
 import keras
 from keras import ops
 
-from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.checkpoint import load_checkpoint
+from kerasclf.data.sampler import warn_if_few_positives
+from kerasclf.errors import CheckpointError
 from kerasclf.losses.metric import CenterLoss, TripletLoss
-from kerasclf.registry import Registry
-
-AUX_LOSSES = Registry("auxiliary loss (loss.aux)", ConfigError)
+from kerasclf.registry import AUX_LOSSES
 
 
 @AUX_LOSSES.register("triplet", description="triplet loss on the L2-normalised embedding (loss.margin, mining, distance)")
@@ -166,8 +166,6 @@ class AuxTraining:
         """Centres from a kerasclf checkpoint of the same classes (model.weights: run/best.keras)."""
         if self.centers is None:
             return False
-        from kerasclf.checkpoint import load_checkpoint
-
         source, labels = load_checkpoint(path)
         if list(labels.class_names) != list(class_names):
             return False
@@ -187,7 +185,5 @@ def setup(cfg, classifier, data):
     if isinstance(weights, str) and weights.endswith(".keras") and Path(weights).expanduser().is_file():
         training.restore_centers(Path(weights).expanduser(), data.info.class_names)
     if training.name == "triplet" and getattr(cfg.data.sampler, "classes_per_batch", None) is None:
-        from kerasclf.data.sampler import warn_if_few_positives
-
         warn_if_few_positives(data.train.y, cfg.data.batch_size)
     return training

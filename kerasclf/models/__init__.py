@@ -6,8 +6,16 @@ the model, so `best.keras` is self-contained.
 
 import inspect
 
+import keras
+
 from kerasclf.errors import ConfigError
+from kerasclf.layers.augment import build_augmentation
+from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.models.heads import EMBEDDING
 from kerasclf.models.registry import MODELS, register_model  # noqa: F401
+from kerasclf.models.weights import load_full_weights
+from kerasclf.registry import HEADS
 
 
 def load_builtin_models():
@@ -31,13 +39,6 @@ def build_model(cfg, info):
     -> task head -> `probabilities` -> LabelInfo. A `.weights.h5` file in model.weights is
     loaded here; a `.keras` checkpoint is transferred by the caller (kerasclf.checkpoint).
     """
-    import keras
-
-    from kerasclf.layers.augment import build_augmentation
-    from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
-    from kerasclf.models.freeze import apply_trainable
-    from kerasclf.models.heads import EMBEDDING
-    from kerasclf.registry import HEADS
 
     entry, kwargs = builder_kwargs(cfg.model)
     meta = entry.meta
@@ -66,8 +67,6 @@ def build_model(cfg, info):
     )(outputs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
     if _is_weights_file(cfg.model.weights) and not meta.get("pretrained"):
-        from kerasclf.models.weights import load_full_weights
-
         load_full_weights(model, cfg.model.weights)
     apply_trainable(model, cfg.model.trainable)  # idempotent; callers may re-apply for the summary
     return model
@@ -75,9 +74,6 @@ def build_model(cfg, info):
 
 def embedding_model(model):
     """images -> the model's `embedding` (the input of its task head): a feature extractor."""
-    import keras
-
-    from kerasclf.models.heads import EMBEDDING
 
     return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")
 

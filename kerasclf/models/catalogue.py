@@ -12,7 +12,7 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from kerasclf.registry import Entry
+from kerasclf.registry import MODELS, Entry
 
 
 class _NotLiteral(Exception):
@@ -68,8 +68,6 @@ def catalogue(modules=None, decorators=("register_model",), load=None):
     `modules` (default: the built-in model modules) without importing them; `load()` (default:
     the model registry's entries) is the fallback when a decorator is not literal."""
     if modules is None:
-        from kerasclf.registry import MODELS
-
         modules, decorators, load = MODELS.builtin_modules, ("register_model", "MODELS.register"), MODELS.entries
     try:
         entries = [e for module in modules for e in _entries_in(module, set(decorators))]

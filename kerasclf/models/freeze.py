@@ -42,8 +42,11 @@ attributes, saved in each layer's config, so they survive `model.save("x.keras")
 Apply a policy before `compile()`: Keras reads the flags when it builds the train step.
 """
 
+import keras
+
 from kerasclf.config import TRAINABLE_HELP, parse_trainable
 from kerasclf.errors import ConfigError, closest
+
 
 def apply_trainable(model, spec):
     """Set every layer's `trainable` flag for policy `spec`; return `describe_trainable`'s summary.
@@ -199,8 +202,6 @@ class _Graph:
     """The model's leaf layers in topological order, with their paths and containers."""
 
     def __init__(self, model):
-        import keras
-
         self._keras = keras
         self.model = model
         self.leaves = []  # (path, layer)

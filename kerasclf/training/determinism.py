@@ -16,13 +16,15 @@ What varies between two runs with the same seed, and what turns it off:
 import os
 import warnings
 
+import keras
+
+from kerasclf.backend import have_tensorflow
+
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"
 
 
 def enable_determinism():
     """Call before the backend computes anything (run.setup_backend does, before seeding)."""
-    import keras
-
     flags = os.environ.get("XLA_FLAGS", "")
     if XLA_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_FLAG}".strip()
@@ -31,17 +33,15 @@ def enable_determinism():
                 "train.deterministic: JAX had already started on the GPU, so XLA will not see "
                 f"{XLA_FLAG}; set XLA_FLAGS={XLA_FLAG} in the environment for deterministic GPU runs."
             )
-    from kerasclf.data.pipeline import have_tensorflow
-
     if keras.backend.backend() == "tensorflow" and have_tensorflow():
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
         tf.config.experimental.enable_op_determinism()
 
 
 def _jax_gpu_already_started():
     try:  # a private attribute: if it moves, assume not started (no warning)
-        from jax._src import xla_bridge
+        from jax._src import xla_bridge  # lazy: JAX is optional
 
         return any(name in ("cuda", "rocm", "gpu") for name in xla_bridge._backends)
     except Exception:

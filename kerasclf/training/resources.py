@@ -23,7 +23,7 @@ class GpuMonitor:
     @classmethod
     def open(cls):
         try:
-            import pynvml
+            import pynvml  # lazy: nvidia-ml-py is optional (gpu extra)
         except ImportError:
             return None
         try:

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.console import display
 from kerasclf.data.files import FileImages, choose_stream
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
 from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
-from kerasclf.console import display
 
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
