@@ -125,6 +125,39 @@ def test_the_data_set_example_looks_for_its_file_in_the_data_folder(plugin, tmp_
         build_dataset(cfg.data)
 
 
+def test_an_auxiliary_loss_from_the_docs_is_the_batch_class_mean_distance(plugin):
+    import keras
+
+    from kerasclf.config import load_config
+    from kerasclf.registry import AUX_LOSSES
+
+    path = plugin("An auxiliary loss", "my_aux.py")
+    cfg = load_config(None, [f"plugins=[{path}]", "loss.aux=batch_center"])
+    aux = AUX_LOSSES.get(cfg.loss.aux).factory(cfg.loss, 4)
+    rng = np.random.default_rng(0)
+    embedding, labels = rng.normal(size=(12, 5)).astype("float32"), np.array([0, 1, 1, 3] * 3)
+    expected = np.mean([np.sum((e - embedding[labels == c].mean(axis=0)) ** 2) for e, c in zip(embedding, labels)])
+    got = float(keras.ops.convert_to_numpy(aux(keras.ops.convert_to_tensor(embedding), keras.ops.convert_to_tensor(labels))))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_an_auxiliary_loss_from_the_docs_trains_next_to_cross_entropy(plugin, tmp_path):
+    path = plugin("An auxiliary loss", "my_aux.py")
+    run_dir, metrics = train([f"plugins=[{path}]", "data.source=synthetic", "model.name=cnn", "model.filters=[8]",
+                              "model.dense=[16]", "loss.aux=batch_center", "loss.aux_weight=0.1", "train.epochs=2"],
+                             tmp_path)
+    assert metrics["epochs_run"] == 2
+    rows = history(run_dir)
+    for row in rows:
+        aux, total = float(row["aux_loss"]), float(row["loss"])
+        assert 0 < 0.1 * aux < total  # a part of the loss, not all of it
+        assert np.isfinite(float(row["val_aux_loss"]))
+
+
+def test_an_auxiliary_loss_name_nobody_registered_is_refused(cli, user_error):
+    user_error(cli("train", "--dry-run", "--set", "loss.aux=batch_centre"), "loss.aux", "batch_centre")
+
+
 @pytest.fixture(scope="module")
 def extensions(plugin):
     """The classification loss, optimizer, schedule and report section, in one file as the docs use them."""
