@@ -73,7 +73,7 @@ def test_a_model_from_the_docs_trains_with_its_own_layers_and_keyword(plugin, tm
 
     path = plugin("A model", "my_model.py")
     run_dir, metrics = train([f"plugins=[{path}]", "data.source=synthetic", "model.name=tiny_convnet",
-                              "model.width=4", "train.epochs=1"], tmp_path)
+                              "model.width=4", "train.epochs=1", "train.evaluate_after=false"], tmp_path)
     assert metrics["epochs_run"] == 1 and metrics["model"] == "tiny_convnet"
     model, labels = load_checkpoint(run_dir / metrics["checkpoint"])
     for name in ("conv1", "conv2", "gap"):
@@ -108,7 +108,7 @@ def test_a_data_set_from_the_docs_reads_its_file_and_carves_validation(plugin, t
     path = plugin("A data set", "my_data.py")
     run_dir, metrics = train([f"plugins=[{path}]", "data.source=my_arrays", f"data.data_dir={folder}",
                               "data.val_fraction=0.2", "model.name=cnn", "model.filters=[8]", "model.dense=[16]",
-                              "optim.lr=0.003", "train.epochs=4"], tmp_path)
+                              "optim.lr=0.003", "train.epochs=4", "train.evaluate_after=false"], tmp_path)
     assert metrics["class_names"] == ["red", "green", "blue"]
     assert (metrics["train_size"], metrics["val_size"], metrics["test_size"]) == (72, 18, 30)
     assert metrics["test_accuracy"] > 0.9  # three flat colours: learnt, so images and labels stayed paired

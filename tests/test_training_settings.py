@@ -132,7 +132,10 @@ def fed_positions(buffer, epoch=0):
     from kerasclf.data import build_dataset
     from kerasclf.training.feeding import choose_feeder
 
+    # train.deterministic: tf.data hands batches over in order (otherwise its parallel gather may
+    # swap neighbouring batches, and the fed stream is the order only up to that)
     cfg = load_config(None, ["data.source=synthetic", "data.batch_size=16", "train.data_on_device=false",
+                             "train.deterministic=true",
                              f"data.shuffle_buffer={'null' if buffer is None else buffer}"])
     data = build_dataset(cfg.data, cfg.seed)
     feeder = choose_feeder(cfg, data, one_hot_labels=False, mixing=None)
