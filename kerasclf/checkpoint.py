@@ -83,12 +83,7 @@ def transfer_from_checkpoint(model, path):
     The classification head (layers named head_*) is copied only when both models have the
     same class names: a head trained for other classes is no start for these.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelError(
-            f"model.weights points to {str(path)!r}, which does not exist. Pass an existing "
-            "'.weights.h5' or '.keras' file, 'imagenet' for a pretrained backbone, or 'none'."
-        )
+    path = Path(path).expanduser()  # exists: kerasclf.config checked model.weights
     source, source_labels = load_checkpoint(path)
     source_layers = {layer.name: layer for layer in _leaf_layers(source)}
     same_classes = list(source_labels.class_names) == list(labels_of(model).class_names)

@@ -1,6 +1,6 @@
 """The package's layers: a module imports only from its own layer or below (architecture.md).
 
-(1) errors, registry, config, backend, console; (2) data, layers; (3) models; (4) checkpoint, losses, runs;
+(1) errors, registry, config, backend, console, keras_private, catalogue; (2) data, layers; (3) models; (4) checkpoint, losses, runs;
 (5) training, evaluation, features; (6) studies; (7) cli. Registries load their built-in modules
 by name (kerasclf.registry), which is how a lower layer can list what a higher one registers.
 """
@@ -12,7 +12,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kerasclf"
 LAYERS = {
-    "errors": 1, "registry": 1, "config": 1, "backend": 1, "console": 1, "__init__": 1,
+    "errors": 1, "registry": 1, "config": 1, "backend": 1, "console": 1, "keras_private": 1, "catalogue": 1, "__init__": 1,
     "data": 2, "layers": 2,
     "models": 3,
     "checkpoint": 4, "safe_load": 4, "losses": 4, "runs": 4, "plotting": 4,
@@ -146,3 +146,39 @@ def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": {"e"}, "e": set()}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def foreign_private_attributes(trees):
+    """(file, line, name) for each `obj._name` whose `_name` kerasclf does not define itself
+    (a def, a class, or an assignment to `something._name`): another library's private API.
+    `self._name` is left out: a subclass using its base class's protected hooks (listed in
+    kerasclf/keras_private.py's docstring)."""
+    defined, uses = set(), []
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in getattr(node, "targets", None) or [node.target]:
+                    for sub in ast.walk(target):
+                        if isinstance(sub, ast.Attribute):
+                            defined.add(sub.attr)
+                        elif isinstance(sub, ast.Name):
+                            defined.add(sub.id)
+            elif (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                uses.append((path, node.lineno, node.attr))
+    return [use for use in uses if use[2] not in defined]
+
+
+def test_other_libraries_private_api_is_used_in_keras_private_only():
+    trees = {path.relative_to(PACKAGE.parent): ast.parse(path.read_text()) for path in PACKAGE.rglob("*.py")}
+    outside = [f"{path}:{line} .{name}" for path, line, name in foreign_private_attributes(trees)
+               if path.name != "keras_private.py"]
+    assert not outside, "private API of another library (wrap it in kerasclf/keras_private.py):\n" + "\n".join(outside)
+
+
+def test_the_private_api_finder_tells_own_names_from_foreign_ones():
+    tree = ast.parse("class A:\n    def __init__(self):\n        self._own = 1\n        self._hook()\n\n"
+                     "def f(model, a):\n    a._own\n    model.__class__\n    return model._flatten_layers()\n")
+    assert [name for _, _, name in foreign_private_attributes({"x.py": tree})] == ["_flatten_layers"]

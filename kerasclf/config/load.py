@@ -1,7 +1,7 @@
 """Config files and `--set a.b=c` overrides -> a validated Config, and back to YAML."""
 
 import dataclasses
-from typing import Iterable, Optional
+from typing import Iterable
 
 from kerasclf.config.checks import validate
 from kerasclf.config.coerce import build
@@ -66,7 +66,7 @@ def read_config_file(path) -> dict:
 
 
 def load_config(path=None, overrides: Iterable[str] = ()) -> Config:
-    raw: Optional[dict] = read_config_file(path) if path is not None else {}
+    raw: dict = read_config_file(path) if path is not None else {}
     return from_dict(apply_overrides(raw, overrides))
 
 

@@ -104,7 +104,7 @@ class AugmentConfig:
 class ModelConfig:
     """The network; the chosen builder's own keyword arguments go into this section too."""
 
-    name: str = key("cnn", Registered("MODELS"), help="a registered model (`kerasclf models`)")
+    name: str = key("cnn", Registered("MODELS"), help="the network: a builder by name")
     weights: Optional[str] = key(
         None, help="imagenet (pretrained backbones), none (random initialisation), or a local weights file "
         "(.weights.h5, a keras.applications .h5, a KerasHub preset folder, a kerasclf .keras checkpoint)"
@@ -120,7 +120,7 @@ class ModelConfig:
 class OptimConfig:
     """Optimizer, learning-rate schedule and Lookahead."""
 
-    name: str = key("adam", Registered("OPTIMIZERS"), help="a registered optimizer (`kerasclf optimizers`)")
+    name: str = key("adam", Registered("OPTIMIZERS"), help="the optimizer")
     lr: float = key(1e-3, POSITIVE, help="(peak) learning rate")
     momentum: float = key(0.0, UNIT, help="SGD momentum")
     nesterov: bool = key(False, help="Nesterov momentum (needs momentum > 0)")
@@ -128,7 +128,7 @@ class OptimConfig:
     beta_2: float = key(0.999, UNIT, help="Adam/AdamW second-moment decay")
     weight_decay: float = key(0.0, AT_LEAST_0, help="weight decay (decoupled for adamw)")
     clipnorm: Optional[float] = key(None, POSITIVE, help="clip each gradient to this norm; null: off")
-    schedule: str = key("constant", Registered("SCHEDULES"), help="a registered schedule (`kerasclf schedules`)")
+    schedule: str = key("constant", Registered("SCHEDULES"), help="the learning-rate schedule")
     warmup_epochs: float = key(0.0, AT_LEAST_0, help="linear warm-up length, epochs (not with schedule=step)")
     step_epochs: int = key(30, AT_LEAST_1, help="step schedule: decay every N epochs")
     gamma: float = key(0.1, Range(0, 1, lo_open=True), help="step schedule: decay factor")
@@ -149,13 +149,13 @@ class OptimConfig:
 class LossConfig:
     """The classification loss and an optional auxiliary metric-learning loss."""
 
-    name: str = key("crossentropy", Registered("LOSSES"), help="a registered loss (`kerasclf losses`)")
+    name: str = key("crossentropy", Registered("LOSSES"), help="the classification loss")
     label_smoothing: float = key(0.0, UNIT, help="label smoothing of the one-hot targets")
     focal_gamma: float = key(2.0, AT_LEAST_0, help="loss.name=focal: down-weighting of easy examples")
     aux: str = key(
         "none", Registered("AUX_LOSSES", also=("none",)),
-        help="auxiliary loss on the embedding, trained as CE + aux_weight * aux: none, or a registered one "
-        "(`kerasclf losses`)",
+        help="auxiliary loss on the embedding (the input of the classification head), trained as "
+        "loss + aux_weight * aux",
     )
     aux_weight: float = key(1.0, AT_LEAST_0, help="weight of the auxiliary loss")
     margin: float = key(

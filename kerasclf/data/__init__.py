@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerasclf.config import FOLDER_PREFIX
+from kerasclf.config import FOLDER_PREFIX, DataConfig
 from kerasclf.data.cache import cache_dir
 from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
 from kerasclf.data.images import resize_array
@@ -56,7 +56,7 @@ def load_raw(source, data_cfg, seed=0, keep_files=False):
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
 
-def build_dataset(data_cfg, seed=0, keep_files=False):
+def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False) -> Dataset:
     """keep_files: leave image files on disk whatever data.stream says (for code that reads
     them a chunk at a time, such as the data report; training needs data.stream for that)."""
     if data_cfg.split_seed is not None:

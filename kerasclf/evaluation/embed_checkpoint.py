@@ -1,8 +1,7 @@
 """`kerasclf evaluate --embeddings`: a checkpoint's embeddings of a split -> the embedding report.
 
-The embedding is the input of the classification head (kerasclf.losses.composite.
-embedding_tensor). The evaluated split is embedded in full; the training split, which
-serves as kNN reference and gets its own t-SNE figures, is embedded on a seeded,
+The embedding is the input of the classification head (kerasclf.models.embedding_tensor).
+The evaluated split is embedded in full; the training split, which serves as kNN reference and gets its own t-SNE figures, is embedded on a seeded,
 stratified subsample of at most REFERENCE_POINTS images (it can be large, and every image
 is a forward pass).
 """
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from kerasclf.evaluation import retrieval
 from kerasclf.evaluation.embeddings import write_embedding_report
-from kerasclf.losses.composite import embedding_model
+from kerasclf.models import embedding_model
 
 REFERENCE_POINTS = 5000
 

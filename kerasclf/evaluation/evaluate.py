@@ -10,13 +10,14 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 
 from kerasclf.backend import have_tensorflow
 from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import DataConfig, load_config
-from kerasclf.data import build_dataset
+from kerasclf.data import Dataset, build_dataset
 from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import FILENAME, concatenate, read_splits, recorded_split, same_data
 from kerasclf.errors import CheckpointError, DataError
@@ -69,8 +70,11 @@ def _out_dir(run_dir, split, data_spec, out_dir):
     return run_dir / "eval" / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset_slug(data_spec)}-{split}")
 
 
-def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None,
-                        embeddings=False, tsne_points=2000):
+def evaluate_checkpoint(
+    checkpoint: Union[str, Path], split: Optional[str] = None, data: Optional[str] = None,
+    data_dir: Optional[str] = None, batch_size: int = 256, out_dir: Union[str, Path, None] = None,
+    dataset: Optional[Dataset] = None, embeddings: bool = False, tsne_points: int = 2000,
+) -> dict:
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
     trained on (right after training), which saves decoding or reading the data again.
     `embeddings`: also the embedding report (retrieval metrics, t-SNE, projector files) in

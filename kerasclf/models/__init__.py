@@ -8,7 +8,9 @@ import inspect
 
 import keras
 
-from kerasclf.errors import ConfigError
+from kerasclf.config import Config
+from kerasclf.data.info import DatasetInfo
+from kerasclf.errors import CheckpointError, ConfigError
 from kerasclf.layers.augment import build_augmentation
 from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
 from kerasclf.models.freeze import apply_trainable
@@ -32,7 +34,7 @@ def builder_kwargs(model_cfg):
     return entry, kwargs
 
 
-def build_model(cfg, info):
+def build_model(cfg: Config, info: DatasetInfo) -> keras.Model:
     """Build the full model for `info` (a kerasclf.data.DatasetInfo) from the config.
 
     uint8 images -> preprocessing -> augmentation -> [resize] -> builder -> `embedding`
@@ -72,10 +74,27 @@ def build_model(cfg, info):
     return model
 
 
-def embedding_model(model):
-    """images -> the model's `embedding` (the input of its task head): a feature extractor."""
+def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
+    """The symbolic embedding of a kerasclf classifier: the input of its classification head.
 
-    return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")
+    The `embedding` layer where the model has one (every model build_model makes); in older
+    checkpoints without it, the input of `head_dropout` or `head_dense`.
+    """
+    for name, take in ((EMBEDDING, "output"), ("head_dropout", "input"), ("head_dense", "input")):
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            continue
+        return getattr(layer, take)
+    raise CheckpointError(
+        f"Model '{model.name}' has no layer named '{EMBEDDING}', 'head_dropout' or 'head_dense', so its "
+        "embedding (the input of the classification head) cannot be found. Train it with `kerasclf train`."
+    )
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """images -> the model's embedding, sharing the classifier's layers (a feature extractor)."""
+    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 def is_checkpoint(weights):

@@ -46,6 +46,7 @@ import keras
 
 from kerasclf.config import TRAINABLE_HELP, parse_trainable
 from kerasclf.errors import ConfigError, closest
+from kerasclf.keras_private import created_trainable_variables
 
 
 def apply_trainable(model, spec):
@@ -167,15 +168,7 @@ def trainable_capable_weights(layer):
     Keras keeps a variable in the layer's trainable store even while the layer is frozen
     (it only flips `variable.trainable`), so this is stable across freezing and reloading.
     """
-    seen, out, stack = set(), [], [layer]
-    while stack:
-        current = stack.pop()
-        for v in getattr(current, "_trainable_variables", []):
-            if id(v) not in seen:
-                seen.add(id(v))
-                out.append(v)
-        stack.extend(getattr(current, "_layers", []))
-    return out
+    return created_trainable_variables(layer)
 
 
 def _size(variable):

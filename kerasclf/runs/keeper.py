@@ -248,7 +248,7 @@ class RunKeeper:
         """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
         so nothing of the stopped epoch is appended after a resume has trimmed them."""
         if self._tensorboard is not None:
-            self._tensorboard._close_writers()
+            self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
 
     def _interrupted(self, signum):
         return RunInterrupted(

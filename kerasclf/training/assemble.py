@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import keras
 
 from kerasclf.checkpoint import transfer_from_checkpoint
+from kerasclf.config import Config
 from kerasclf.console import import_tensorflow_quietly
 from kerasclf.data import build_dataset
 from kerasclf.models import build_model, is_checkpoint
@@ -35,7 +36,7 @@ def setup_backend(cfg):
     keras.mixed_precision.set_global_policy(cfg.train.mixed_precision or "float32")
 
 
-def prepare(cfg):
+def prepare(cfg: Config) -> Prepared:
     """Build data and model (no training)."""
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")

@@ -19,6 +19,7 @@ import warnings
 import keras
 
 from kerasclf.backend import have_tensorflow
+from kerasclf.keras_private import jax_gpu_started
 
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"
 
@@ -28,21 +29,13 @@ def enable_determinism():
     flags = os.environ.get("XLA_FLAGS", "")
     if XLA_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_FLAG}".strip()
-        if keras.backend.backend() == "jax" and _jax_gpu_already_started():
+        if keras.backend.backend() == "jax" and jax_gpu_started():
             warnings.warn(
                 "train.deterministic: JAX had already started on the GPU, so XLA will not see "
-                f"{XLA_FLAG}; set XLA_FLAGS={XLA_FLAG} in the environment for deterministic GPU runs."
+                f"{XLA_FLAG}; set XLA_FLAGS={XLA_FLAG} in the environment for deterministic GPU runs.",
+                stacklevel=2,
             )
     if keras.backend.backend() == "tensorflow" and have_tensorflow():
         import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _jax_gpu_already_started():
-    try:  # a private attribute: if it moves, assume not started (no warning)
-        from jax._src import xla_bridge  # lazy: JAX is optional
-
-        return any(name in ("cuda", "rocm", "gpu") for name in xla_bridge._backends)
-    except Exception:
-        return False

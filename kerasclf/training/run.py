@@ -10,10 +10,12 @@ state and clean stops are training/keeper.py.
 import math
 import warnings
 from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Union
 
 from kerasclf.backend import have_tensorboard
 from kerasclf.checkpoint import load_checkpoint
-from kerasclf.config import label_format
+from kerasclf.config import Config, label_format
 from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import write_splits
 from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
@@ -21,11 +23,11 @@ from kerasclf.evaluation.evaluate import evaluate_checkpoint
 from kerasclf.layers.jit import warn_if_not_jit
 from kerasclf.layers.mixing import batch_mixer
 from kerasclf.losses import build_loss
-from kerasclf.losses import composite as aux_loss
 from kerasclf.models.freeze import apply_trainable
 from kerasclf.runs.atomic import write_json
-from kerasclf.runs.keeper import RunKeeper
+from kerasclf.runs.keeper import Resume, RunKeeper
 from kerasclf.runs.rundir import unlock_run_dir
+from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
 from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
 from kerasclf.training.epoch_hooks import EpochHooks
@@ -99,7 +101,7 @@ def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     )
 
 
-def train(cfg, verbose=None, resume=None):
+def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[Resume] = None) -> tuple[Path, dict]:
     """Train per `cfg`; returns (run_dir, metrics).
 
     With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
@@ -218,7 +220,7 @@ def _evaluate_after(checkpoint, data, split, embeddings=False):
     try:
         return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
-        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
+        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}", stacklevel=2)
         return None
 
 

@@ -92,7 +92,7 @@ def _drop_classes(splits, class_dirs, present, layout):
     dropped = [class_dirs[c] for c in range(len(class_dirs)) if c not in present]
     if not dropped:
         return splits, [display(n) for n in class_dirs]
-    for split, (paths, labels) in splits.items():
+    for split, (_paths, labels) in splits.items():
         orphans = sorted({class_dirs[c] for c in set(labels.tolist()) if c not in present})
         if orphans and split != "train":
             raise DataError(
