@@ -94,7 +94,7 @@ def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
 
 def embedding_model(model: keras.Model) -> keras.Model:
     """images -> the model's embedding, sharing the classifier's layers (a feature extractor)."""
-    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
+    return keras.Model(model.input, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 def is_checkpoint(weights):
