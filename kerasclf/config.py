@@ -169,6 +169,14 @@ class DataConfig:
     memory_fraction: float = key(0.25, Range(0, 1, lo_open=True))  # share of available RAM that "auto" allows
     svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # P x K batches for metric learning
+    # Pascal VOC multi-label labels (voc2012, voc2007): what an object flagged `difficult` /
+    # `truncated` in its XML does: exclude (sets no label) or include (counts like any other)
+    voc_difficult: str = key("exclude", OneOf(("exclude", "include")))
+    voc_truncated: str = key("include", OneOf(("exclude", "include")))
+    # data.source=mosaic: the multiclass data whose images become 2x2 mosaic tiles (folder:/path, cifar10...)
+    mosaic_of: Optional[str] = key(None, _source)
+    mosaic_tile_size: Optional[list[int]] = key(None, _image_size, factory=lambda: [32, 32])  # each tile's [height, width]
+    mosaic_count: int = key(2000, Range(4))  # training mosaics; the test split gets a quarter as many
 
 
 @dataclass
@@ -260,6 +268,13 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How predictions become decisions in reports (multi-label tasks)."""
+
+    threshold: float = key(0.5, Range(0, 1, lo_open=True, hi_open=True))  # multilabel: a class is predicted when its probability >= this
+
+
+@dataclass
 class Config:
     name: Optional[str] = key(None, _run_name)  # the experiment's name: run directories are <name>-<timestamp>
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first: your own registry entries
@@ -270,6 +285,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 # Sections whose unknown keys are collected into a dict instead of rejected.
@@ -539,7 +555,10 @@ def label_format(cfg):
     when the loss takes nothing else; class indices otherwise (cheaper)."""
     from kerasclf.registry import LOSSES
 
-    accepted = LOSSES.get(cfg.loss.name).meta.get("labels", ("sparse",))
+    entry = LOSSES.get(cfg.loss.name)
+    if entry.meta.get("task", "multiclass") != "multiclass":
+        return entry.meta["labels"][0]  # multi-hot vectors or masks, fed as they are
+    accepted = entry.meta.get("labels", ("sparse",))
     wants_one_hot = cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
     if wants_one_hot or "sparse" not in accepted:
         if "one_hot" not in accepted:
@@ -550,6 +569,45 @@ def label_format(cfg):
             )
         return "one_hot"
     return "sparse"
+
+
+def data_task(data_cfg):
+    """The task the data set declares (DATASETS meta `task`; folders are multiclass)."""
+    from kerasclf.registry import DATASETS
+
+    if data_cfg.source.startswith(FOLDER_PREFIX):
+        return "multiclass"
+    return DATASETS.get(data_cfg.source).meta.get("task", "multiclass")
+
+
+def _loss_fits_task(cfg):
+    """The loss serves the data set's task; a non-multiclass task takes none of the batch-mixing keys."""
+    from kerasclf.registry import HEADS, LOSSES
+
+    task = data_task(cfg.data)
+    serves = LOSSES.get(cfg.loss.name).meta.get("task", "multiclass")
+    if serves != task:
+        fitting = [e.name for e in LOSSES.entries() if e.meta.get("task", "multiclass") == task]
+        raise ConfigError(
+            f"data.source={cfg.data.source!r} is a {task} data set, but loss.name={cfg.loss.name!r} is a {serves} "
+            f"loss: set loss.name={HEADS.get(task).meta.get('loss') or (fitting or ['?'])[0]}"
+            f"{' (or ' + ', '.join(fitting[1:]) + ')' if len(fitting) > 1 else ''}."
+        )
+    if task != "multiclass":
+        used = [k for k in ("mixup", "cutmix", "cutout", "rotation", "translate", "crop_padding", "color_jitter")
+                if getattr(cfg.augment, k)] if task == "segmentation" else [
+            k for k in ("mixup", "cutmix") if getattr(cfg.augment, k)]
+        if used or cfg.loss.aux != "none" or cfg.loss.label_smoothing or cfg.data.sampler.classes_per_batch:
+            allowed = "augment.flip and augment.zoom (image and mask together)" if task == "segmentation" else (
+                "the image augmentations (not MixUp/CutMix)")
+            raise ConfigError(
+                f"A {task} data set takes {allowed}, no loss.aux, label smoothing or P x K sampler; "
+                f"turn off: {', '.join(['augment.' + k for k in used] or ['loss.aux / loss.label_smoothing / data.sampler'])}."
+            )
+        if cfg.data.classes is not None and cfg.data.source != "mosaic":
+            raise ConfigError(f"data.classes selects classes of multiclass data; {cfg.data.source!r} is {task}.")
+        if cfg.train.monitor in ("test_accuracy", "test_loss") or cfg.train.eval_test_each_epoch:
+            raise ConfigError(f"train.eval_test_each_epoch is for multiclass data; {cfg.data.source!r} is {task}.")
 
 
 def _aux_without_mixing(cfg):
@@ -576,6 +634,7 @@ CROSS_CHECKS = [
     label_format,  # raises when the loss cannot take the labels that smoothing/mixing need
     _mixing_on_host,
     _aux_without_mixing,
+    _loss_fits_task,
 ]
 
 

@@ -108,11 +108,13 @@ DATASETS = Registry(
         "kerasclf.data.sources.svhn",
         "kerasclf.data.sources.catsdogs",
         "kerasclf.data.sources.tinyimagenet",
+        "kerasclf.data.sources.voc",
+        "kerasclf.data.sources.generated",
     ),
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
-LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification", "kerasclf.losses.dense"))
 OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
 SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
 REPORT_SECTIONS = Registry(

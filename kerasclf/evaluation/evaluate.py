@@ -61,7 +61,7 @@ def _out_dir(run_dir, split, data_spec, out_dir):
 
 
 def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None,
-                        embeddings=False, tsne_points=2000):
+                        embeddings=False, tsne_points=2000, threshold=None):
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
     trained on (right after training), which saves decoding or reading the data again.
     `embeddings`: also the embedding report (retrieval metrics, t-SNE, projector files) in
@@ -95,8 +95,19 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
         )
     from kerasclf.data.pipeline import predict_inputs
 
-    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     history = run_dir / "history.csv"
+    if getattr(labels, "task", "multiclass") != "multiclass":
+        if threshold is None:
+            threshold = run_cfg.eval.threshold if run_cfg is not None else 0.5
+        result = _dense_report(model, labels, chosen, out, batch_size, threshold,
+                               history_csv=history if history.is_file() else None,
+                               title=f"{model.name} on {dataset.info.source}", split=split,
+                               extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
+                               run=_run_facts(model, run_dir))
+        if "confusion" in result:
+            _log_confusion_to_tensorboard(run_dir, out.name, result)
+        return result
+    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     result = write_report(
         out, chosen.y, probs, labels.class_names, images=chosen.x,
         history_csv=history if history.is_file() else None,
@@ -111,6 +122,19 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
     return result
+
+
+def _dense_report(model, labels, chosen, out, batch_size, threshold, **report):
+    """The report of a multilabel or segmentation checkpoint (kerasclf.evaluation.dense_report)."""
+    from kerasclf.evaluation import dense_report
+
+    if labels.task == "segmentation":
+        predicted = dense_report.predict_masks(model, chosen.x, min(batch_size, 32))
+        return dense_report.write_segmentation_report(out, chosen.y, predicted, labels.class_names, images=chosen.x,
+                                                      **report)
+    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
+    return dense_report.write_multilabel_report(out, chosen.y, probs, labels.class_names, images=chosen.x,
+                                                threshold=threshold, **report)
 
 
 def same_data_as_run(run_cfg, labels, data_spec):
