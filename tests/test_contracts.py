@@ -104,14 +104,22 @@ def test_every_loss_is_finite_and_lower_for_the_right_class(name, smoothing):
 
     from kerasclf.losses import build_loss
 
-    cfg = from_dict({"loss": {"name": name, "label_smoothing": smoothing}})
+    task = LOSSES.get(name).meta.get("task", "multiclass")
+    if task != "multiclass" and smoothing:
+        pytest.skip("label smoothing is a multiclass option")
+    source = {"multiclass": "digits", "multilabel": "mosaic", "segmentation": "shapes-seg"}[task]
+    cfg = from_dict({"data": {"source": source}, "loss": {"name": name, "label_smoothing": smoothing}})
     loss, labels = build_loss(cfg)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 16)
-    targets = np.eye(5, dtype="float32")[y] if labels == "one_hot" else y
+    targets = np.eye(5, dtype="float32")[y] if labels in ("one_hot", "multi_hot") else y
     good = np.full((16, 5), 0.02, "float32")
     good[np.arange(16), y] = 0.92
     bad = np.roll(good, 1, axis=1)
+    if task == "segmentation":  # 16 pixels of a 4x4 mask, one of them void
+        targets = y.reshape(1, 4, 4).copy()
+        targets[0, 0, 0] = 255
+        good, bad = good.reshape(1, 4, 4, 5), bad.reshape(1, 4, 4, 5)
     good_loss = float(keras.ops.convert_to_numpy(loss(targets, good)))
     bad_loss = float(keras.ops.convert_to_numpy(loss(targets, bad)))
     assert np.isfinite(good_loss) and np.isfinite(bad_loss) and good_loss < bad_loss
@@ -140,11 +148,19 @@ def test_every_report_section_renders_lines(name, tmp_path):
     from kerasclf.evaluation.metrics import classification_summary
     from kerasclf.evaluation.sections import ReportContext
 
+    from kerasclf.evaluation.dense_metrics import confusion_counts, multilabel_metrics, segmentation_metrics
+
     y_true, y_pred = np.array([0, 1, 2, 1]), np.array([0, 1, 1, 1])
     summary = classification_summary(y_true, y_pred, ["a", "b", "c"])
     metrics = {"macro_auc": 0.9, "f1_macro": 0.5}
+    task = (REPORT_SECTIONS.get(name).meta.get("tasks") or ("multiclass",))[0]
+    if task == "multilabel":
+        summary = metrics = multilabel_metrics(np.eye(3)[[0, 1, 2, 1]], np.eye(3)[[0, 1, 1, 1]] * 0.9, ["a", "b", "c"])
+    elif task == "segmentation":
+        summary = metrics = {**segmentation_metrics(confusion_counts(y_true, y_pred, 3), ["a", "b", "c"]),
+                             "size": 1, "void_pixels": 0}
     ctx = ReportContext(out=tmp_path, title="t", split="test", summary=summary, metrics=metrics,
-                        figures=[("fig", tmp_path / "x.png")], run={"model": "cnn", "params_total": 10})
+                        figures=[("fig", tmp_path / "x.png")], run={"model": "cnn", "params_total": 10}, task=task)
     lines = REPORT_SECTIONS.get(name).factory(ctx)
     assert isinstance(lines, list) and all(isinstance(line, str) for line in lines)
     assert lines, f"section {name} rendered nothing for a complete context"

@@ -18,7 +18,7 @@ from kerasclf.errors import DataError
 
 SHAPES = ("background", "disc", "square", "triangle")
 IGNORE = 255
-SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 480, 120
+SHAPES_SIZE, SHAPES_TRAIN, SHAPES_TEST = 64, 1000, 200
 
 
 def _texture(rng, size):
