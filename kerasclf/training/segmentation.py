@@ -24,6 +24,9 @@ class SegmentationTrainer(keras.Model):
         self.inner = inner
         self.augment = augment
 
+    def build(self, input_shape=None):
+        self.built = True  # `inner` is built; the joint augmentation has no weights
+
     def call(self, inputs, training=False):
         images, masks = inputs
         if training and self.augment is not None:
