@@ -166,6 +166,13 @@ def write_data_report(dataset, out_dir, samples_per_class=8, seed=0):
     """Figures, report.md and report.json for a built Dataset; returns {"report_path", "numbers"}."""
     from kerasclf.data.profile import profile
 
+    if dataset.info.task != "multiclass":
+        from kerasclf.errors import DataError
+
+        raise DataError(
+            f"kerasclf data-report counts images per class of multiclass data; {dataset.info.source!r} is a "
+            f"{dataset.info.task} data set (multi-hot labels or masks), which it does not profile yet."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     numbers = profile(dataset)
