@@ -6,6 +6,7 @@ names and the train split's per-channel statistics.
 
 from dataclasses import dataclass, field
 
+from kerasclf.data.geometry import fit_mask
 from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
 from kerasclf.data.info import DatasetInfo
 from kerasclf.data.registry import DATASETS, RawDataset, register_dataset  # noqa: F401
@@ -125,8 +126,6 @@ def _fit_labels(y, size, task, policy):
     if task != "segmentation" or y.shape[1:3] == tuple(size):
         return y
     import numpy as np
-
-    from kerasclf.data.sources.voc import fit_mask
 
     return np.stack([fit_mask(m, size, policy) for m in y])
 

@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from kerasclf.data.sources.voc import voc_palette
 from kerasclf.evaluation.metrics import misclassified_indices
 
 MAX_ANNOTATED_CLASSES = 20  # above this, cell values are unreadable: colour only
@@ -332,8 +333,6 @@ def plot_pr_curves(y_true, y_prob, class_names, path):
 
 def palette_image(mask):
     """A class-index mask (255 = void) in the Pascal VOC colours, uint8 (H, W, 3)."""
-    from kerasclf.data.sources.voc import voc_palette
-
     return voc_palette()[np.asarray(mask, dtype=np.uint8)]
 
 

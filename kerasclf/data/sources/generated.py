@@ -10,8 +10,11 @@
   mosaics are made of disjoint tile images.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
+from kerasclf.data import build_dataset
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
@@ -124,10 +127,6 @@ def make_mosaics(tiles, labels, num_classes, n, seed=0, empty_rate=0.25):
 @register_dataset("mosaic", task="multilabel",
                   description="generated: 2x2 mosaics of a multiclass set's images (data.mosaic_of), 1-4 labels each")
 def mosaic(cfg, cache_dir):
-    from dataclasses import replace
-
-    from kerasclf.data import build_dataset
-
     if not cfg.mosaic_of:
         raise DataError(
             "data.source=mosaic needs data.mosaic_of: the multiclass data whose images become the tiles, "

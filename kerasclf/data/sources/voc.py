@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasclf.data.cache import fetch, readable_download
+from kerasclf.data.geometry import fit_mask
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
@@ -111,24 +112,6 @@ def read_mask(path):
     if bad.size:
         raise ValueError(f"{path} holds indices {bad.tolist()} outside 0..20 and 255")
     return mask
-
-
-def fit_mask(mask, size, policy="crop"):
-    """A mask fitted to size=(height, width) with the geometry images get (nearest; pad = 255)."""
-    from PIL import Image
-
-    from kerasclf.data.geometry import fit_geometry
-
-    dst_h, dst_w = size
-    new_h, new_w, top, left = fit_geometry(mask.shape[0], mask.shape[1], dst_h, dst_w, policy)
-    resized = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.NEAREST), np.uint8)
-    if policy == "crop":
-        return np.ascontiguousarray(resized[top:top + dst_h, left:left + dst_w])
-    if policy == "pad":
-        canvas = np.full((dst_h, dst_w), IGNORE, np.uint8)
-        canvas[top:top + new_h, left:left + new_w] = resized
-        return canvas
-    return resized
 
 
 def find_root(cache_dir, year):
