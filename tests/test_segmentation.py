@@ -184,3 +184,20 @@ def test_multilabel_run_then_evaluate_checkpoint(cli, tmp_path, make_image_folde
     report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["threshold"] == 0.4  # the run's eval.threshold
     assert report["mAP"] == pytest.approx(metrics["test_mAP"])
+
+
+@pytest.mark.parametrize("overrides,fragment", [
+    (["augment.rotation=10"], "augment.rotation"),  # would move the image but not its mask
+    (["augment.mixup=0.2"], "augment.mixup"),
+    (["loss.aux=center"], "loss.aux"),
+    (["data.classes=first:2"], "data.classes"),
+    (["eval.threshold=1.0"], "eval.threshold"),
+])
+def test_segmentation_config_refuses_what_would_break_the_mask(overrides, fragment):
+    from kerasclf.config import load_config
+    from kerasclf.errors import ConfigError
+
+    base = ["data.source=shapes-seg", "loss.name=segmentation_crossentropy"]
+    load_config(overrides=base + ["augment.flip=true", "augment.zoom=0.3"])  # the joint augmentations are fine
+    with pytest.raises(ConfigError, match=fragment.replace(".", r"\.")):
+        load_config(overrides=base + overrides)
