@@ -172,7 +172,7 @@ def test_multilabel_run_then_evaluate_checkpoint(cli, tmp_path, make_image_folde
     root = make_image_folder(tmp_path / "tiles", {"a": 20, "b": 20, "c": 20})
     logs = tmp_path / "logs"
     result = cli("train", "--set", "data.source=mosaic", "--set", f"data.mosaic_of=folder:{root}",
-                 "--set", "data.mosaic_tile_size=[8,8]", "--set", "data.mosaic_count=80",
+                 "--set", "data.mosaic_tile_size=8", "--set", "data.mosaic_count=80",
                  "--set", "loss.name=binary_crossentropy", "--set", "model.name=cnn", "--set", "model.filters=[4]",
                  "--set", "model.dense=[8]", "--set", "train.epochs=1", "--set", "eval.threshold=0.4",
                  "--set", f"train.log_dir={logs}", "--set", "train.run_name=ml")

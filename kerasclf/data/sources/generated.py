@@ -125,25 +125,34 @@ def make_mosaics(tiles, labels, num_classes, n, seed=0, empty_rate=0.25):
 
 
 @register_dataset("mosaic", task="multilabel",
-                  description="generated: 2x2 mosaics of a multiclass set's images (data.mosaic_of), 1-4 labels each")
+                  description="generated: 2x2 mosaics of a multiclass set's images (data.mosaic_of), 1-4 labels each",
+                  options={
+                      "mosaic_of": ("", "the multiclass data whose images become the tiles: folder:/path, cifar10..."),
+                      "mosaic_tile_size": (32, "each tile's side in pixels (a mosaic is twice that)"),
+                      "mosaic_count": (2000, "training mosaics; the test split gets a quarter as many"),
+                  })
 def mosaic(cfg, cache_dir):
-    if not cfg.mosaic_of:
+    mosaic_of = cfg.options.get("mosaic_of", "")
+    tile, count = int(cfg.options.get("mosaic_tile_size", 32)), int(cfg.options.get("mosaic_count", 2000))
+    if tile < 1 or count < 4:
+        raise DataError(f"data.mosaic_tile_size must be >= 1 and data.mosaic_count >= 4; got {tile} and {count}.")
+    if not mosaic_of:
         raise DataError(
             "data.source=mosaic needs data.mosaic_of: the multiclass data whose images become the tiles, "
             "for example folder:/path/to/cifar10/train (one folder of JPEGs per class)."
         )
-    tiles_cfg = replace(cfg, source=cfg.mosaic_of, image_size=cfg.mosaic_tile_size, val_fraction=0.0,
-                        test_fraction=0.0, limit_per_class=None, stream=False, mosaic_of=None, classes=cfg.classes)
+    tiles_cfg = replace(cfg, source=mosaic_of, image_size=[tile, tile], val_fraction=0.0, test_fraction=0.0,
+                        limit_per_class=None, stream=False, options={}, classes=cfg.classes)
     tiles = build_dataset(tiles_cfg)
     pool = tiles.train if tiles.test is None else Split(
         np.concatenate([tiles.train.x, tiles.test.x]), np.concatenate([tiles.train.y, tiles.test.y]))
     # disjoint tile images for train and test mosaics: a test mosaic shows no image seen in training
     order = np.random.default_rng(cfg.split_seed or 0).permutation(len(pool))
-    n_train, n_test = cfg.mosaic_count, max(1, cfg.mosaic_count // 4)
+    n_train, n_test = count, max(1, count // 4)
     cut = int(len(pool) * n_train / (n_train + n_test))
     train_tiles, test_tiles = order[:cut], order[cut:]
     num_classes = len(tiles.info.class_names)
     x_train, y_train = make_mosaics(pool.x[train_tiles], pool.y[train_tiles], num_classes, n_train, seed=1)
     x_test, y_test = make_mosaics(pool.x[test_tiles], pool.y[test_tiles], num_classes, n_test, seed=2)
     return RawDataset({"train": Split(x_train, y_train), "test": Split(x_test, y_test)}, list(tiles.info.class_names),
-                      notes={"mosaic_of": cfg.mosaic_of})
+                      notes={"mosaic_of": mosaic_of})

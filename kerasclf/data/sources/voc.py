@@ -202,10 +202,20 @@ def _load(cfg, cache_dir, year, task):
     try:
         if task == "segmentation":
             return load_segmentation(root, _size(cfg, name), cfg.resize)
-        return load_multilabel(root, _size(cfg, name), cfg.resize, cfg.voc_difficult, cfg.voc_truncated)
+        return load_multilabel(root, _size(cfg, name), cfg.resize, cfg.options.get("voc_difficult", "exclude"),
+                               cfg.options.get("voc_truncated", "include"))
     except (OSError, ValueError, ET.ParseError) as exc:
         raise DataError(f"The Pascal VOC files in {root} are not readable ({type(exc).__name__}: {exc}).") from None
 
+
+# data.voc_difficult / data.voc_truncated (multi-label only): what a flagged object does
+MULTILABEL_OPTIONS = {
+    "options": {
+        "voc_difficult": ("exclude", "objects flagged difficult: exclude (set no label; VOC's rule) or include"),
+        "voc_truncated": ("include", "objects flagged truncated: include (default) or exclude"),
+    },
+    "choices": {"voc_difficult": ("exclude", "include"), "voc_truncated": ("include", "exclude")},
+}
 
 for _year in ("2012", "2007"):
     for _task, _suffix, _what in (("multilabel", "", "multi-label, 20 classes"),
@@ -213,4 +223,5 @@ for _year in ("2012", "2007"):
         register_dataset(
             f"voc{_year}{_suffix}", task=_task,
             description=f"Pascal VOC {_year}, {_what} (downloads {'2 GB' if _year == '2012' else '900 MB'} once)",
+            **(MULTILABEL_OPTIONS if _task == "multilabel" else {}),
         )(lambda cfg, cache_dir, year=_year, task=_task: _load(cfg, cache_dir, year, task))
