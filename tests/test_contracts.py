@@ -145,10 +145,9 @@ def test_every_optimizer_and_schedule_steps_downhill(optimizer, schedule):
 
 @pytest.mark.parametrize("name", REPORT_SECTIONS.names())
 def test_every_report_section_renders_lines(name, tmp_path):
+    from kerasclf.evaluation.dense_metrics import confusion_counts, multilabel_metrics, segmentation_metrics
     from kerasclf.evaluation.metrics import classification_summary
     from kerasclf.evaluation.sections import ReportContext
-
-    from kerasclf.evaluation.dense_metrics import confusion_counts, multilabel_metrics, segmentation_metrics
 
     y_true, y_pred = np.array([0, 1, 2, 1]), np.array([0, 1, 1, 1])
     summary = classification_summary(y_true, y_pred, ["a", "b", "c"])

@@ -10,8 +10,8 @@ import numpy as np
 
 from kerasclf.config import FOLDER_PREFIX, DataConfig, data_task
 from kerasclf.data.cache import cache_dir
-from kerasclf.data.geometry import fit_mask
 from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
+from kerasclf.data.geometry import fit_mask
 from kerasclf.data.images import resize_array
 from kerasclf.data.info import DatasetInfo
 from kerasclf.data.registry import DATASETS, RawDataset, register_dataset  # noqa: F401

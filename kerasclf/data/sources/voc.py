@@ -93,7 +93,7 @@ def _flag(obj, tag):
     return (obj.findtext(tag) or "0").strip() in ("1", "true")
 
 
-def multi_hot(label_sets, num_classes=len(CLASSES)):
+def multi_hot(label_sets, num_classes=20):
     y = np.zeros((len(label_sets), num_classes), np.float32)
     for row, labels in enumerate(label_sets):
         y[row, sorted(labels)] = 1.0
