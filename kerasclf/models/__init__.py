@@ -11,6 +11,7 @@ import keras
 from kerasclf.config import Config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.keras_private import producing_inputs
 from kerasclf.layers.augment import build_augmentation
 from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
 from kerasclf.models.freeze import apply_trainable
@@ -83,11 +84,7 @@ def last_feature_map(tensor, model_name):
     or flattening, found by walking the functional graph back (any registered backbone)."""
     seen = tensor
     while len(tensor.shape) != 4:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
-            break
-        node = history.operation._inbound_nodes[history.node_index]
-        inputs = node.input_tensors
+        inputs = producing_inputs(tensor)
         if len(inputs) != 1:
             break
         tensor = inputs[0]
