@@ -86,7 +86,9 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
         return
     run_dir, metrics = run_training(cfg, resume=resume)  # also writes eval/<split>/ when train.evaluate_after
-    click.echo(json.dumps({k: metrics[k] for k in ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")}))
+    shown = ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")
+    headline = [k for k in metrics if k.startswith(("test_", "val_")) and k not in shown]  # mAP, mean IoU: other tasks
+    click.echo(json.dumps({k: metrics[k] for k in (*shown, *headline)}))
     click.echo(f"Run directory: {run_dir}")
     if metrics.get("report_path"):
         click.echo(f"Report: {metrics['report_path']}")
@@ -115,7 +117,15 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embedd
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
         batch_size=batch_size, out_dir=out_dir, embeddings=embeddings, tsne_points=tsne_points,
     )
-    click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    if result.get("task") == "segmentation":
+        click.echo(f"{result['split']} mean IoU: {result['mean_iou']:.4f}, pixel accuracy {result['pixel_accuracy']:.4f} "
+                   f"on {result['size']} images")
+    elif result.get("task") == "multilabel":
+        shown = "n/a" if result["mAP"] is None else f"{result['mAP']:.4f}"
+        click.echo(f"{result['split']} mAP: {shown}, macro F1 {result['f1_macro']:.4f} at threshold "
+                   f"{result['threshold']:g} on {result['size']} images")
+    else:
+        click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
     if embeddings:
         e = result["embeddings"]
         click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "

@@ -113,11 +113,13 @@ DATASETS = Registry(
         "kerasclf.data.sources.svhn",
         "kerasclf.data.sources.catsdogs",
         "kerasclf.data.sources.tinyimagenet",
+        "kerasclf.data.sources.voc",
+        "kerasclf.data.sources.generated",
     ),
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
-LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification", "kerasclf.losses.dense"))
 # Auxiliary losses on the embedding (loss.aux), trained as CE + loss.aux_weight * aux. Each is
 # registered as `factory(loss_cfg, num_classes) -> keras loss` called as aux(embedding, labels).
 AUX_LOSSES = Registry("auxiliary loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.composite",))

@@ -170,7 +170,10 @@ def _monitor_is_logged(cfg):
 def label_format(cfg: Config) -> str:
     """The label format the run feeds: one-hot when smoothing or batch mixing needs it, or
     when the loss takes nothing else; class indices otherwise (cheaper)."""
-    accepted = LOSSES.get(cfg.loss.name).meta.get("labels", ("sparse",))
+    entry = LOSSES.get(cfg.loss.name)
+    if entry.meta.get("task", "multiclass") != "multiclass":
+        return entry.meta["labels"][0]  # multi-hot vectors or masks, fed as they are
+    accepted = entry.meta.get("labels", ("sparse",))
     wants_one_hot = cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
     if wants_one_hot or "sparse" not in accepted:
         if "one_hot" not in accepted:
@@ -181,6 +184,53 @@ def label_format(cfg: Config) -> str:
             )
         return "one_hot"
     return "sparse"
+
+
+def data_task(data_cfg) -> str:
+    """The task the data set declares (DATASETS meta `task`; folders are multiclass)."""
+    if data_cfg.source.startswith(FOLDER_PREFIX):
+        return "multiclass"
+    return DATASETS.get(data_cfg.source).meta.get("task", "multiclass")
+
+
+# Augmentations that move the image but not its mask: refused for segmentation data
+# (augment.flip and augment.zoom move both, in kerasclf.layers.joint).
+IMAGE_ONLY_AUGMENT = ("mixup", "cutmix", "cutout", "rotation", "translate", "crop_padding", "color_jitter")
+
+
+def _task_rules(cfg):
+    """The loss serves the data set's task; a multilabel or segmentation task takes none of the
+    multiclass-only keys (mixing, auxiliary loss, smoothing, P x K batches, class subsets)."""
+    task = data_task(cfg.data)
+    serves = LOSSES.get(cfg.loss.name).meta.get("task", "multiclass")
+    if serves != task:
+        from kerasclf.registry import HEADS
+
+        fitting = [e.name for e in LOSSES.entries() if e.meta.get("task", "multiclass") == task]
+        raise ConfigError(
+            f"data.source={cfg.data.source!r} is a {task} data set, but loss.name={cfg.loss.name!r} is a {serves} "
+            f"loss: set loss.name={HEADS.get(task).meta.get('loss') or (fitting or ['?'])[0]}."
+        )
+    if task == "multiclass":
+        return
+    refused = IMAGE_ONLY_AUGMENT if task == "segmentation" else ("mixup", "cutmix")
+    used = [f"augment.{k}" for k in refused if getattr(cfg.augment, k)]
+    used += [k for k, on in (("loss.aux", cfg.loss.aux != "none"), ("loss.label_smoothing", cfg.loss.label_smoothing),
+                             ("data.sampler", cfg.data.sampler.classes_per_batch),
+                             ("data.limit_per_class", cfg.data.limit_per_class),
+                             ("train.eval_test_each_epoch", cfg.train.eval_test_each_epoch)) if on]
+    if cfg.data.classes is not None and cfg.data.source != "mosaic":  # mosaic: the classes of its tiles
+        used.append("data.classes")
+    if used:
+        allowed = ("augment.flip and augment.zoom (they move image and mask together)" if task == "segmentation"
+                   else "the image augmentations (not MixUp/CutMix)")
+        raise ConfigError(
+            f"data.source={cfg.data.source!r} is a {task} data set: turn off {', '.join(used)} "
+            f"(multiclass-only, or they would move the image without its labels). It takes {allowed}."
+        )
+    for name, choices in DATASETS.get(cfg.data.source).meta.get("choices", {}).items():
+        if cfg.data.options.get(name, choices[0]) not in choices:
+            raise ConfigError(f"data.{name} must be one of {', '.join(choices)}; got {cfg.data.options[name]!r}.")
 
 
 def _aux_without_mixing(cfg):
@@ -208,4 +258,5 @@ CROSS_CHECKS = [
     label_format,  # raises when the loss cannot take the labels that smoothing/mixing need
     _mixing_on_host,
     _aux_without_mixing,
+    _task_rules,
 ]

@@ -207,6 +207,16 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How predictions become decisions in the reports."""
+
+    threshold: float = key(
+        0.5, Range(0, 1, lo_open=True, hi_open=True),
+        help="multilabel data: a class is predicted when its probability is at least this",
+    )
+
+
+@dataclass
 class Config:
     """One experiment."""
 
@@ -221,6 +231,7 @@ class Config:
     optim: OptimConfig = section(OptimConfig, help="optimizer and schedule")
     loss: LossConfig = section(LossConfig, help="the loss")
     train: TrainConfig = section(TrainConfig, help="the fit loop")
+    eval: EvalConfig = section(EvalConfig, help="evaluation reports (multi-label threshold)")
 
 
 # Sections whose unknown keys are collected into a dict instead of rejected (then checked

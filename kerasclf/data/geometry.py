@@ -75,6 +75,26 @@ def fit_array(array, size, policy="crop"):
     return out[..., :1] if channels == 1 else out
 
 
+VOID = 255  # the "ignore" label of segmentation masks (Pascal VOC's void)
+
+
+def fit_mask(mask, size, policy="crop"):
+    """A (H, W) class-index mask fitted to size=(height, width) with the geometry images get (nearest; pad = 255)."""
+    import numpy as np
+    from PIL import Image
+
+    dst_h, dst_w = size
+    new_h, new_w, top, left = fit_geometry(mask.shape[0], mask.shape[1], dst_h, dst_w, policy)
+    resized = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.NEAREST), np.uint8)
+    if policy == "crop":
+        return np.ascontiguousarray(resized[top:top + dst_h, left:left + dst_w])
+    if policy == "pad":
+        canvas = np.full((dst_h, dst_w), VOID, np.uint8)
+        canvas[top:top + new_h, left:left + new_w] = resized
+        return canvas
+    return resized
+
+
 # --- TensorFlow (graph ops, for tf.data's parallel map) ---------------------------------------
 
 

@@ -113,7 +113,8 @@ def recorded_split(dataset, record, name):
             "folder with --data folder:/path (all of it is used)."
         )
     x = np.stack([pool[f][0].x[pool[f][1]] for f in want["files"]])
-    y = np.array([pool[f][0].y[pool[f][1]] for f in want["files"]], np.int32)
+    # labels keep their dtype and shape: class indices, multi-hot vectors or masks
+    y = np.stack([pool[f][0].y[pool[f][1]] for f in want["files"]]).astype(dataset.train.y.dtype, copy=False)
     paths = [pool[f][0].paths[pool[f][1]] for f in want["files"]]
     chosen = Split(x, y, paths)
     if digest(chosen) != want["sha256"]:

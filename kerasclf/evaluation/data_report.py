@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 
 from kerasclf.data import build_dataset
 from kerasclf.data.profile import profile
+from kerasclf.errors import DataError
 from kerasclf.plotting import new_figure, save_figure
 
 SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
@@ -164,6 +165,11 @@ def _markdown(numbers, figures):
 
 def write_data_report(dataset, out_dir, samples_per_class=8, seed=0):
     """Figures, report.md and report.json for a built Dataset; returns {"report_path", "numbers"}."""
+    if dataset.info.task != "multiclass":
+        raise DataError(
+            f"kerasclf data-report counts images per class of multiclass data; {dataset.info.source!r} is a "
+            f"{dataset.info.task} data set (multi-hot labels or masks), which it does not profile yet."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     numbers = profile(dataset)

@@ -21,6 +21,7 @@ from kerasclf.data import Dataset, build_dataset
 from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import FILENAME, concatenate, read_splits, recorded_split, same_data
 from kerasclf.errors import CheckpointError, DataError
+from kerasclf.evaluation import dense_report
 from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 from kerasclf.evaluation.figures import confusion_matrix_image
 from kerasclf.evaluation.report import write_report
@@ -74,6 +75,7 @@ def evaluate_checkpoint(
     checkpoint: Union[str, Path], split: Optional[str] = None, data: Optional[str] = None,
     data_dir: Optional[str] = None, batch_size: int = 256, out_dir: Union[str, Path, None] = None,
     dataset: Optional[Dataset] = None, embeddings: bool = False, tsne_points: int = 2000,
+    threshold: Optional[float] = None,
 ) -> dict:
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
     trained on (right after training), which saves decoding or reading the data again.
@@ -103,8 +105,19 @@ def evaluate_checkpoint(
             f"{dataset.info.source!r} has classes {_short(dataset.info.class_names)}. Evaluate on data with the "
             "same class folders/names (in the same order), or train a model for this data."
         )
-    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     history = run_dir / "history.csv"
+    if getattr(labels, "task", "multiclass") != "multiclass":
+        if threshold is None:
+            threshold = run_cfg.eval.threshold if run_cfg is not None else 0.5
+        result = _dense_report(model, labels, chosen, out, batch_size, threshold,
+                               history_csv=history if history.is_file() else None,
+                               title=f"{model.name} on {dataset.info.source}", split=split,
+                               extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
+                               run=_run_facts(model, run_dir))
+        if "confusion" in result:
+            _log_confusion_to_tensorboard(run_dir, out.name, result)
+        return result
+    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     result = write_report(
         out, chosen.y, probs, labels.class_names, images=chosen.x,
         history_csv=history if history.is_file() else None,
@@ -117,6 +130,17 @@ def evaluate_checkpoint(
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
     return result
+
+
+def _dense_report(model, labels, chosen, out, batch_size, threshold, **report):
+    """The report of a multilabel or segmentation checkpoint (kerasclf.evaluation.dense_report)."""
+    if labels.task == "segmentation":
+        predicted = dense_report.predict_masks(model, chosen.x, min(batch_size, 32))
+        return dense_report.write_segmentation_report(out, chosen.y, predicted, labels.class_names, images=chosen.x,
+                                                      **report)
+    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
+    return dense_report.write_multilabel_report(out, chosen.y, probs, labels.class_names, images=chosen.x,
+                                                threshold=threshold, **report)
 
 
 def same_data_as_run(run_cfg, labels, data_spec):

@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from kerasclf.data.sources.voc import voc_palette
 from kerasclf.evaluation.metrics import misclassified_indices
 from kerasclf.plotting import new_figure, read_history, save_figure
 
@@ -246,4 +247,72 @@ def plot_roc(roc_dict, path):
         ax.legend(fontsize=7 if len(classes) > 10 else 9, loc="lower right")
     ax.set_title(title)
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+# --- multi-label and segmentation -------------------------------------------------------
+
+def plot_multilabel_grid(images, y_true, y_prob, class_names, path, threshold=0.5, max_images=36,
+                         title="Predictions: pred (true)"):
+    """Images titled with the predicted classes (at or above `threshold`) and the true ones;
+    "no prediction" when no class reaches the threshold. Green: exactly right."""
+    if len(images) == 0:
+        return _message_figure(path, "no images", title)
+    names = [str(c) for c in class_names]
+    idx = np.arange(min(len(images), max_images))
+    titles, colors = [], []
+    for i in idx:
+        pred = np.flatnonzero(np.asarray(y_prob[i]) >= threshold)
+        true = np.flatnonzero(np.asarray(y_true[i]))
+        shown = ", ".join(names[c] for c in pred) if len(pred) else "no prediction"
+        titles.append(f"{shown}\n({', '.join(names[c] for c in true) or 'none'})")
+        colors.append(RIGHT if set(pred) == set(true) else WRONG)
+    return _image_grid([images[i] for i in idx], titles, colors, path, f"{title}, threshold {threshold:g}")
+
+
+def plot_pr_curves(y_true, y_prob, class_names, path):
+    """Precision-recall curve of every class with a positive image, its AP in the legend."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    fig = new_figure(7, 5.5)
+    ax = fig.add_subplot()
+    for c, name in enumerate(class_names):
+        if y_true[:, c].sum() == 0:
+            continue
+        precision, recall, _ = precision_recall_curve(y_true[:, c], y_prob[:, c])
+        ap = average_precision_score(y_true[:, c], y_prob[:, c])
+        ax.plot(recall, precision, lw=1.2, label=f"{name} (AP {ap:.2f})" if len(class_names) <= MAX_LEGEND_CLASSES else None)
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall per class")
+    if len(class_names) <= MAX_LEGEND_CLASSES:
+        ax.legend(fontsize=7, loc="lower left")
+    return save_figure(fig, path)
+
+
+def palette_image(mask):
+    """A class-index mask (255 = void) in the Pascal VOC colours, uint8 (H, W, 3)."""
+    return voc_palette()[np.asarray(mask, dtype=np.uint8)]
+
+
+def plot_segmentation_samples(images, y_true, y_pred, class_names, path, max_images=8):
+    """Rows of image | true mask | predicted mask (VOC palette), with a colour legend."""
+    from matplotlib.patches import Patch
+
+    count = min(len(images), max_images)
+    if count == 0:
+        return _message_figure(path, "no images", "Segmentation samples")
+    fig = new_figure(7.5, 2.3 * count + 0.8)
+    axes = fig.subplots(count, 3, squeeze=False)
+    for row in range(count):
+        right = np.asarray(y_true[row]) != 255
+        acc = (np.asarray(y_pred[row])[right] == np.asarray(y_true[row])[right]).mean() if right.any() else float("nan")
+        for col, (image, text) in enumerate(((images[row], "image"), (palette_image(y_true[row]), "true"),
+                                             (palette_image(y_pred[row]), f"predicted ({acc:.0%} of pixels)"))):
+            axes[row, col].imshow(_to_display(image), interpolation="nearest")
+            axes[row, col].set_title(text, fontsize=8)
+            axes[row, col].axis("off")
+    colours = palette_image(np.arange(len(class_names))[None])[0] / 255.0
+    handles = [Patch(color=colours[c], label=str(n)) for c, n in enumerate(class_names)]
+    handles.append(Patch(color=np.array([224, 224, 192]) / 255.0, label="void (255)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(6, len(handles)), fontsize=7)
     return save_figure(fig, path)

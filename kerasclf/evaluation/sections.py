@@ -39,7 +39,8 @@ def render(ctx):
     return "\n".join(lines)
 
 
-@register_section("summary", description="split, size, accuracy, macro F1 and AUC, best and worst class", order=10)
+@register_section("summary", description="split, size, accuracy, macro F1 and AUC, best and worst class", order=10,
+                  tasks=("multiclass",))
 def summary_section(ctx):
     summary, metrics = ctx.summary, ctx.metrics
     by_name = {row["class"]: row["text"] for row in summary["per_class"]}
@@ -110,6 +111,53 @@ def per_class_section(ctx):
 @register_section("classification_report", description="sklearn's classification report", order=40, tasks=("multiclass",))
 def classification_report_section(ctx):
     return ["## Classification report", "", "```", ctx.summary["report_text"].rstrip(), "```", ""]
+
+
+def _cell(value, percent=False):
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f}%" if percent else f"{value:.4f}"
+
+
+@register_section("multilabel_summary", description="multi-label: threshold, mAP, macro precision/recall/F1/IoU",
+                  order=10, tasks=("multilabel",))
+def multilabel_summary_section(ctx):
+    m = ctx.metrics
+    return [
+        f"- split: **{ctx.split}**", f"- size: {m['size']}", f"- threshold: {m['threshold']:g}",
+        f"- mAP: **{_cell(m['mAP'])}**",
+        f"- macro precision / recall / F1 / IoU: {_cell(m['precision_macro'])} / {_cell(m['recall_macro'])} / "
+        f"{_cell(m['f1_macro'])} / {_cell(m['iou_macro'])}",
+        f"- every label right (subset accuracy): {_cell(m['subset_accuracy'], True)}",
+        f"- images with no prediction: {m['empty_predictions']}", "",
+    ]
+
+
+@register_section("segmentation_summary", description="segmentation: pixel accuracy, mean IoU, frequency-weighted IoU",
+                  order=10, tasks=("segmentation",))
+def segmentation_summary_section(ctx):
+    m = ctx.metrics
+    return [
+        f"- split: **{ctx.split}**", f"- images: {m['size']}, scored pixels: {m['pixels']:,} "
+        f"(void pixels left out: {m['void_pixels']:,})",
+        f"- pixel accuracy: {_cell(m['pixel_accuracy'], True)}", f"- mean class accuracy: {_cell(m['mean_accuracy'], True)}",
+        f"- mean IoU: **{_cell(m['mean_iou'])}**", f"- frequency-weighted IoU: {_cell(m['fw_iou'])}", "",
+    ]
+
+
+@register_section("per_class_dense", description="per-class accuracy, precision, recall, F1, IoU (and AP)", order=30,
+                  tasks=("multilabel", "segmentation"))
+def per_class_dense_section(ctx):
+    multilabel = ctx.task == "multilabel"
+    count = "images" if multilabel else "pixels"
+    keys = ("accuracy", "precision", "recall", "f1", "iou", *(("ap",) if multilabel else ()))
+    lines = [f"## Per class{' (accuracy = share of the class pixels labelled right)' if not multilabel else ''}", "",
+             f"| class | {count} | {' | '.join(keys)} |", "|---|---|" + "---|" * len(keys)]
+    for row in ctx.metrics["per_class"]:
+        support = row["support"] if multilabel else row["pixels"]
+        lines.append(f"| {row['class'].replace('|', '&#124;')} | {support} | "
+                     + " | ".join(_cell(row[k]) for k in keys) + " |")
+    return lines + [""]
 
 
 @register_section("figures", description="confusion matrices, ROC, galleries, training curves", order=90)

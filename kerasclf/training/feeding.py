@@ -86,6 +86,11 @@ class ResidentFeeder(_EpochOrdered):
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
+    if data.info.task == "segmentation":  # (image, mask) pairs from the host, augmented together in the step
+        from kerasclf.training.segmentation import SegmentationFeeder  # imports this module: here, not at the top
+
+        return SegmentationFeeder(data, cfg.data.batch_size, cfg.seed, cfg.data.shuffle_buffer, cfg.augment,
+                                  deterministic=cfg.train.deterministic)
     setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
     if setting is True and data.streamed:
         raise ConfigError(

@@ -15,7 +15,7 @@ from typing import Optional, Union
 
 from kerasclf.backend import have_tensorboard
 from kerasclf.checkpoint import load_checkpoint
-from kerasclf.config import Config, label_format
+from kerasclf.config import Config, data_task, label_format
 from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import write_splits
 from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
@@ -23,6 +23,7 @@ from kerasclf.evaluation.evaluate import evaluate_checkpoint
 from kerasclf.layers.jit import warn_if_not_jit
 from kerasclf.layers.mixing import batch_mixer
 from kerasclf.losses import build_loss
+from kerasclf.losses.dense import task_metrics
 from kerasclf.models.freeze import apply_trainable
 from kerasclf.runs.atomic import write_json
 from kerasclf.runs.keeper import Resume, RunKeeper
@@ -48,10 +49,16 @@ def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     `optim`/`epochs` override for a fine-tuning phase."""
     optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
     loss, _ = build_loss(cfg)
+    task = data_task(cfg.data)
+    if task == "multiclass":
+        metrics = ["accuracy"]
+    else:
+        num_classes = getattr(model, "inner", model).outputs[0].shape[-1]  # a segmentation trainer wraps the model
+        metrics = task_metrics(task, num_classes, cfg.eval.threshold)
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        metrics=["accuracy"],
+        metrics=metrics,
         jit_compile=cfg.train.jit_compile,
         steps_per_execution=cfg.train.steps_per_execution,
     )
@@ -171,14 +178,25 @@ def _train(cfg, prepared, feeder, keeper, verbose):
     metrics["checkpoint"] = checkpoint_name
     if not keep_best:
         metrics["best_epoch"] = None  # no epoch was chosen: last.keras is the final one
-    if has_test and (run_dir / checkpoint_name).exists():
+    if has_test and (run_dir / checkpoint_name).exists() and data.info.task == "multiclass":
         metrics["test_accuracy"] = _test_accuracy(run_dir / checkpoint_name, data.test, cfg.data.batch_size)
     _write_json(run_dir / "metrics.json", metrics)
     if cfg.train.evaluate_after and (run_dir / checkpoint_name).exists() and (has_test or has_val):
-        metrics["report_path"] = _evaluate_after(
-            run_dir / checkpoint_name, data, "test" if has_test else "val", embeddings=aux is not None
+        report = _evaluate_after(
+            run_dir / checkpoint_name, data, "test" if has_test else "val", embeddings=aux is not None,
+            threshold=cfg.eval.threshold,
         )
+        metrics["report_path"] = report and report["report_path"]
+        if report and data.info.task != "multiclass":  # the task's headline figures, from the report
+            split = "test" if has_test else "val"
+            for key in HEADLINE.get(data.info.task, ()):
+                metrics[f"{split}_{key}"] = report.get(key)
+            _write_json(run_dir / "metrics.json", metrics)
     return run_dir, metrics
+
+
+# What metrics.json repeats from the evaluation report of a multilabel / segmentation run.
+HEADLINE = {"multilabel": ("mAP", "f1_macro", "subset_accuracy"), "segmentation": ("mean_iou", "fw_iou", "pixel_accuracy")}
 
 
 def _keeps_best(cfg, monitor):
@@ -214,11 +232,11 @@ def _metrics(summary, keeper, log, monitor, feeder, stop=None):
     return metrics
 
 
-def _evaluate_after(checkpoint, data, split, embeddings=False):
+def _evaluate_after(checkpoint, data, split, embeddings=False, threshold=0.5):
     """Reports for the run's checkpoint on the data already in memory; a failure keeps the run.
     `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
     try:
-        return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
+        return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings, threshold=threshold)
     except KerasclfError as exc:
         warnings.warn(f"Evaluation after training failed (the run is kept): {exc}", stacklevel=2)
         return None
