@@ -202,8 +202,31 @@ def _run_facts(model, run_dir):
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         run = json.loads(metrics.read_text())
-        facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds") if k in run})
+        facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds",
+                                           "first_epoch_seconds", "steady_seconds_per_epoch") if k in run})
+    if (run_dir / "config.yaml").is_file():
+        facts["run_name"] = run_dir.name
+        facts["hyperparameters"] = hyperparameters(run_dir / "config.yaml")
     return facts
+
+
+# Shown in report.md for every run even when left at their default.
+ALWAYS_SHOWN = ("seed", "data.batch_size", "optim.name", "optim.lr", "optim.schedule", "train.epochs", "loss.name")
+NOT_HYPERPARAMETERS = ("train.log_dir", "train.run_name", "data.data_dir", "train.verbose", "name", "plugins")
+
+
+def hyperparameters(config_yaml):
+    """{dotted key: value} of a run's config.yaml: ALWAYS_SHOWN, then each key whose value is
+    not the default (what distinguishes this run), in the file's order."""
+    import yaml
+
+    from kerasclf.config import load_config, to_dict
+
+    run = _flatten(yaml.safe_load(Path(config_yaml).read_text()) or {})
+    default = _flatten(to_dict(load_config(None, [])))
+    keys = [k for k in ALWAYS_SHOWN if k in run]
+    keys += [k for k in run if k not in keys and k not in NOT_HYPERPARAMETERS and run[k] != default.get(k, object())]
+    return {k: run[k] for k in keys}
 
 
 def _short(names, n=6):
@@ -235,3 +258,13 @@ def _log_confusion_to_tensorboard(run_dir, split, result):
     with writer.as_default():
         tf.summary.image(f"confusion_matrix/{split}", image[None], step=0)
     writer.flush()
+
+
+def _flatten(config, prefix=""):
+    out = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.metrics import misclassified_indices
+from kerasclf.evaluation.metrics import misclassified_indices, sample_across_classes
 
 MAX_ANNOTATED_CLASSES = 20  # above this, cell values are unreadable: colour only
 MAX_LEGEND_CLASSES = 20
@@ -156,12 +156,15 @@ def _check_images(images, y_true, y_pred):
 
 
 def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=36,
-                         title="Predictions: pred (true)"):
-    """Grid of the first `max_images` images titled "pred (true)": green right, red wrong."""
+                         title="Predictions: pred (true)", seed=0):
+    """Grid of `max_images` images drawn at random across the true classes (seeded; every
+    class present when there are enough cells: sample_across_classes), titled "pred (true)":
+    green right, red wrong."""
     _check_images(images, y_true, y_pred)
     if len(images) == 0:
         return _message_figure(path, "no images", title)
-    idx = np.arange(min(len(images), max_images))
+    idx = sample_across_classes(y_true, max_images, seed)
+    title = f"{title}: {len(idx)} of {len(images)}, drawn across the classes (seed {seed})"
     names = [str(c) for c in class_names]
     titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in idx]
     colors = [RIGHT if y_pred[i] == y_true[i] else WRONG for i in idx]
@@ -209,6 +212,17 @@ def _read_history(path):
     return columns
 
 
+def history_epochs(columns):
+    """The epoch numbers to plot for history.csv's rows: its own "epoch" column (kerasclf's
+    history.csv counts from 1, like the console and metrics.json's best_epoch); a plain Keras
+    CSVLogger file counts from 0 and is shifted to match; no column: 1..N."""
+    length = len(next(iter(columns.values())))
+    if "epoch" not in columns:
+        return np.arange(1, length + 1)
+    epochs = columns["epoch"]
+    return epochs + 1 if len(epochs) and np.nanmin(epochs) == 0 else epochs
+
+
 def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
     fig = _new_figure(6.5, 4.2)
     ax = fig.add_subplot()
@@ -233,11 +247,7 @@ def plot_history(history_csv_path, out_dir):
     columns = _read_history(history_csv_path)
     if not columns:
         return []
-    length = len(next(iter(columns.values())))
-    # kerasclf numbers epochs from 1 (training/artefacts.HistoryCSV); a plain Keras CSVLogger file starts at 0
-    epochs = columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
-    if len(epochs) and epochs.min() == 0:
-        epochs = epochs + 1
+    epochs = history_epochs(columns)
     out_dir = Path(out_dir)
     paths = []
     for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc"))):

@@ -104,6 +104,23 @@ def misclassified_indices(y_true, y_pred, y_prob=None):
     return wrong[np.argsort(-confidence, kind="stable")]
 
 
+def sample_across_classes(y_true, count, seed=0):
+    """Indices of `count` samples drawn at random (seeded) in turns across the classes present:
+    every class appears once there are at least as many cells as classes, and no class gets
+    more than one image above another's (unless it runs out). Split order (often sorted by
+    class) never decides what is shown."""
+    y_true = np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    pools = [list(rng.permutation(np.flatnonzero(y_true == c))) for c in np.unique(y_true)]
+    rng.shuffle(pools)  # which classes get the extra image when count is not a multiple
+    chosen = []
+    while len(chosen) < min(count, len(y_true)):
+        for pool in pools:
+            if pool and len(chosen) < count:
+                chosen.append(int(pool.pop()))
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def roc_curves(y_true, y_prob, class_names):
     """One-vs-rest ROC (fpr, tpr, auc) per class present in y_true, plus macro AUC.
 

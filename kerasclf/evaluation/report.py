@@ -103,7 +103,7 @@ def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, image
         ("ROC curves (one-vs-rest)", figures.plot_roc(roc, out / "roc.png")),
     ]
     if images is not None:
-        pngs.append(("Sample predictions: pred (true)", figures.plot_prediction_grid(
+        pngs.append(("Sample predictions: pred (true), drawn at random across the classes (seeded)", figures.plot_prediction_grid(
             images, y_true, y_pred, class_names, out / "samples.png")))
         pngs.append(("Misclassified, most confident first", figures.plot_misclassified(
             images, y_true, y_pred, class_names, out / "misclassified.png", y_prob=y_prob)))

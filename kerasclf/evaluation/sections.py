@@ -61,6 +61,7 @@ def summary_section(ctx):
 
 # (key, label) of the run facts the "run" section shows, in order; missing keys are left out.
 RUN_FIELDS = (
+    ("run_name", "run"),
     ("model", "model"),
     ("dataset", "trained on"),
     ("loss", "loss"),
@@ -72,8 +73,25 @@ RUN_FIELDS = (
     ("epochs_run", "epochs run"),
     ("best_epoch", "best epoch"),
     ("best_val_accuracy", "best validation accuracy"),
-    ("wall_seconds", "training wall time (s)"),
+    ("wall_seconds", "training wall time (compiling and every epoch with its validation)"),
+    ("first_epoch_seconds", "first epoch (includes compiling the model)"),
+    ("steady_seconds_per_epoch", "steady time per epoch (median of epochs 2..N)"),
 )
+SECONDS_FIELDS = {"wall_seconds", "first_epoch_seconds", "steady_seconds_per_epoch"}
+PERCENT_FIELDS = {"best_val_accuracy"}
+
+
+def run_value(key, value):
+    """A run fact as report.md shows it: seconds as "10.8 s", accuracies as percentages."""
+    if key in SECONDS_FIELDS:
+        return f"{value:.1f} s"
+    if key in PERCENT_FIELDS:
+        return f"{100 * value:.2f}%"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 @register_section("run", description="the model and its training run: parameters, weight layers, frozen layers, best epoch", order=20)
@@ -84,13 +102,16 @@ def run_section(ctx):
     lines = ["## Run", ""]
     for key, label in RUN_FIELDS:
         if run.get(key) is not None:
-            value = run[key]
-            value = f"{value:,}" if isinstance(value, int) else (f"{value:.4f}" if isinstance(value, float) else value)
-            lines.append(f"- {label}: {value}")
+            lines.append(f"- {label}: {run_value(key, run[key])}")
     frozen = run.get("frozen_layers") or []
     if frozen:
         shown = ", ".join(frozen[:20]) + (f", ... ({len(frozen)} in all)" if len(frozen) > 20 else "")
         lines.append(f"- frozen layers: {shown}")
+    hyper = run.get("hyperparameters") or {}
+    if hyper:
+        lines += ["", "Hyperparameters (config.yaml; the keys always shown plus every key set away from its default):", "",
+                  "| key | value |", "|---|---|"]
+        lines += [f"| `{k}` | {str(v).replace('|', '&#124;')} |" for k, v in hyper.items()]
     return lines + [""]
 
 

@@ -5,13 +5,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.figures import _new_figure, _read_history, _save
-
-
-def _epochs(columns):
-    length = len(next(iter(columns.values())))
-    # CSVLogger's epoch column is 0-based; +1 matches Keras's "Epoch 1/N"
-    return columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+from kerasclf.evaluation.figures import _new_figure, _read_history, _save, history_epochs
 
 
 def _colours(n):
@@ -46,7 +40,7 @@ def plot_overlaid_curves(runs, labels, out_dir):
             for i, (key, style) in enumerate(keys):
                 y = cols[key]
                 ok = np.isfinite(y)
-                ax.plot(_epochs(cols)[ok], y[ok], style, color=colour, marker="o", markersize=3,
+                ax.plot(history_epochs(cols)[ok], y[ok], style, color=colour, marker="o", markersize=3,
                         label=label if i == 0 else None)
                 drawn = True
         if not drawn:

@@ -231,8 +231,21 @@ def _evaluate_after(checkpoint, data, split, embeddings=False):
         return None
 
 
+def epoch_times(seconds):
+    """(first epoch s, steady s per epoch) from history's epoch_seconds: the first epoch also
+    compiles the model (seconds against a fraction of that later), so the steady figure is
+    the median of the later epochs (robust to a slow one); None for it with a single epoch."""
+    seconds = [float(s) for s in seconds if isinstance(s, (int, float)) and s == s]
+    if not seconds:
+        return None, None
+    later = sorted(seconds[1:])
+    steady = None if not later else (later[len(later) // 2] if len(later) % 2 else sum(later[len(later) // 2 - 1: len(later) // 2 + 1]) / 2)
+    return round(seconds[0], 2), None if steady is None else round(steady, 2)
+
+
 def _run_metrics(summary, log, monitor, wall, interrupted):
     values = log.get(monitor, [])
+    first, steady = epoch_times(log.get("epoch_seconds", []))
     best = (min if "loss" in monitor else max)(range(len(values)), key=values.__getitem__) if values else None
     return {
         **summary,
@@ -242,8 +255,13 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
         "best_val_accuracy": None if best is None or "val_accuracy" not in log else float(log["val_accuracy"][best]),
         "final_train_accuracy": float(log["accuracy"][-1]) if log.get("accuracy") else None,
         "test_accuracy": None,
+        # from the moment data and model are built to the end of the last epoch: compiling and
+        # every epoch with its validation pass; not loading data, the final test evaluation,
+        # reports or the process start
         "wall_seconds": round(wall, 2),
-        "seconds_per_epoch": round(wall / len(values), 2) if values else None,
+        "seconds_per_epoch": round(wall / len(values), 2) if values else None,  # wall / epochs, compilation included
+        "first_epoch_seconds": first,  # includes compiling the train and validation steps
+        "steady_seconds_per_epoch": steady,  # median of epochs 2..N
         "interrupted": interrupted,
     }
 

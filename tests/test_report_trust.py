@@ -1,0 +1,197 @@
+"""Issue 23: the numbers a figure plots, what ranks runs, what a time covers, what the console shows.
+
+Figures are checked on their data: every matplotlib Figure saved during a call is captured
+(Figure.savefig is wrapped) and its Line2D data read back.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from tests.test_compare import fake_run, metrics, read_csv
+
+pytestmark = pytest.mark.backend_agnostic
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """{file name: Figure} of every figure saved while the test runs."""
+    saved = {}
+    original = Figure.savefig
+
+    def savefig(self, fname, *args, **kwargs):
+        saved[str(fname).rsplit("/", 1)[-1]] = self  # a temporary name holding the stem (runs/atomic.py)
+        return original(self, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
+def figure_named(saved, stem):
+    (fig,) = [f for name, f in saved.items() if stem + "-" in name or name.startswith(stem + ".")]
+    return fig
+
+
+def history_csv(path, epochs=(1, 2, 3), extra=None):
+    """A history.csv as kerasclf writes it: epoch counted from 1."""
+    columns = {"accuracy": [0.3, 0.5, 0.6], "loss": [2.0, 1.5, 1.2], "val_accuracy": [0.4, 0.6, 0.55],
+               "val_loss": [1.9, 1.4, 1.5], "epoch_seconds": [6.2, 0.6, 1.3], "sys_cpu_percent": [90, 95, 97],
+               "sys_memory_gb": [1.0, 1.1, 1.1], **(extra or {})}
+    lines = [",".join(["epoch", *columns])]
+    lines += [",".join(map(str, [e, *(v[i] for v in columns.values())])) for i, e in enumerate(epochs)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- 1. the epoch axis is history.csv's own epoch numbers --------------------------------
+
+def test_compare_curves_plot_history_epochs_not_plus_one(tmp_path, saved_figures):
+    from kerasclf.studies.compare import compare
+
+    for name, val in (("a", 0.6), ("b", 0.55)):
+        run = fake_run(tmp_path / "s", name, [f"optim.lr={val}"], metrics("cnn", val, 0.5))
+        history_csv(run / "history.csv")
+    compare([tmp_path / "s"], hparams=False)
+    for stem in ("compare_accuracy", "compare_loss"):
+        (ax,) = figure_named(saved_figures, stem).axes
+        xs = [list(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) > 1]
+        assert xs and all(x == [1, 2, 3] for x in xs), (stem, xs)
+
+
+def test_resources_figure_plots_history_epochs(tmp_path, saved_figures):
+    from kerasclf.evaluation.resource_figures import plot_resources
+
+    plot_resources(history_csv(tmp_path / "history.csv"), tmp_path / "resources.png")
+    fig = figure_named(saved_figures, "resources")
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            assert list(line.get_xdata()) == [1, 2, 3]
+
+
+def test_history_epochs_of_a_plain_keras_csvlogger_file_start_at_one():
+    from kerasclf.evaluation.figures import history_epochs
+
+    assert list(history_epochs({"epoch": np.array([0.0, 1.0]), "loss": np.array([1.0, 0.5])})) == [1, 2]
+    assert list(history_epochs({"epoch": np.array([1.0, 2.0]), "loss": np.array([1.0, 0.5])})) == [1, 2]
+    assert list(history_epochs({"loss": np.array([1.0, 0.5, 0.2])})) == [1, 2, 3]
+
+
+# --- 2. samples drawn across classes ------------------------------------------------------
+
+def test_sample_grid_draws_every_class_from_a_class_sorted_split(tmp_path, saved_figures):
+    from kerasclf.evaluation.figures import plot_prediction_grid
+    from kerasclf.evaluation.metrics import sample_across_classes
+
+    y = np.repeat(np.arange(4), 50)  # a folder split: sorted by class
+    chosen = sample_across_classes(y, 36, seed=0)
+    assert len(chosen) == 36 == len(set(chosen.tolist()))
+    counts = np.bincount(y[chosen], minlength=4)
+    assert counts.tolist() == [9, 9, 9, 9]
+    assert (sample_across_classes(y, 36, seed=0) == chosen).all()  # seeded
+    assert set(y[sample_across_classes(y, 3, seed=1)].tolist()) <= {0, 1, 2, 3}
+    assert len(set(y[sample_across_classes(y, 4, seed=1)].tolist())) == 4  # as many cells as classes: all
+    y100 = np.repeat(np.arange(100), 3)
+    assert len(set(y100[sample_across_classes(y100, 36)].tolist())) == 36  # fewer cells: all distinct classes
+
+    images = np.zeros((len(y), 8, 8, 3), np.uint8)
+    names = ["airplane", "bird", "cat", "dog"]
+    plot_prediction_grid(images, y, y, names, tmp_path / "samples.png")
+    fig = figure_named(saved_figures, "samples")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert sorted({t.split(" (")[0] for t in titles}) == names
+    assert "drawn across the classes" in fig._suptitle.get_text()
+
+
+# --- 3. ranking by validation, never by test; different data sets apart ------------------
+
+def test_compare_ranks_by_validation_not_test(tmp_path):
+    from kerasclf.studies.compare import compare
+
+    study = tmp_path / "study"
+    # "overfit_val" has the better test accuracy, "good_val" the better validation accuracy
+    fake_run(study, "good_val", ["optim.lr=0.1"], metrics("cnn", 0.80, 0.70, monitor="val_accuracy"))
+    fake_run(study, "better_test", ["optim.lr=0.01"], metrics("cnn", 0.75, 0.90, monitor="val_accuracy"))
+    compare([study], hparams=False, curves=False)
+    rows = [r for r in read_csv(study / "comparison.csv") if not r["run"].startswith("random")]
+    assert [r["run"] for r in rows] == ["good_val", "better_test"]
+    assert [r["best"] for r in rows] == ["1", "0"]
+    assert rows[0]["ranked_by"] == "best_val_accuracy"
+    md = (study / "comparison.md").read_text()
+    assert "ranked by best validation accuracy" in md and "**good_val** (best)" in md
+    assert "never ranks" in md
+
+
+def test_compare_ranks_by_the_monitored_val_loss(tmp_path):
+    from kerasclf.studies.compare import compare
+
+    study = tmp_path / "study"
+    # monitored val_loss: the best epoch is the lowest val_loss; ranked on it, lower first
+    a = fake_run(study, "a", ["optim.lr=0.1"], metrics("cnn", 0.9, 0.5, monitor="val_loss", best_epoch=2))
+    b = fake_run(study, "b", ["optim.lr=0.01"], metrics("cnn", 0.8, 0.6, monitor="val_loss", best_epoch=2))
+    history_csv(a / "history.csv", extra={"val_loss": [1.0, 0.9, 0.95]})
+    history_csv(b / "history.csv", extra={"val_loss": [1.0, 0.3, 0.35]})
+    compare([study], hparams=False, curves=False)
+    rows = [r for r in read_csv(study / "comparison.csv") if r["run"] in "ab"]
+    assert [r["run"] for r in rows] == ["b", "a"] and rows[0]["best"] == "1"
+    assert rows[0]["ranked_by"] == "val_loss" and float(rows[0]["val_score"]) == pytest.approx(0.3)
+    assert "ranked by val_loss" in (study / "comparison.md").read_text()
+
+
+def test_compare_without_validation_scores_ranks_nothing_and_says_so(tmp_path):
+    from kerasclf.studies.compare import compare
+
+    study = tmp_path / "study"
+    fake_run(study, "a", ["optim.lr=0.1"], metrics("cnn", None, 0.5, monitor="accuracy"))
+    fake_run(study, "b", ["optim.lr=0.01"], metrics("cnn", None, 0.9, monitor="accuracy"))
+    compare([study], hparams=False, curves=False)
+    rows = read_csv(study / "comparison.csv")
+    assert all(r["best"] == "0" for r in rows) and all(r["rank"] == "" for r in rows)
+    md = (study / "comparison.md").read_text()
+    assert "not ranked: no run has a validation score" in md and "(best)" not in md
+
+
+def test_compare_separates_runs_on_different_data(tmp_path):
+    from kerasclf.studies.compare import compare
+
+    fake_run(tmp_path, "c10", ["data.source=cifar10"], metrics("cnn", 0.5, 0.5))
+    fake_run(tmp_path, "c10b", ["data.source=cifar10", "optim.lr=0.1"], metrics("cnn", 0.6, 0.4))
+    fake_run(tmp_path, "few", ["data.source=cifar10", "data.limit_per_class=10"], metrics("cnn", 0.9, 0.3))
+    with pytest.warns(UserWarning, match="different data"):
+        compare([tmp_path], out_dir=tmp_path / "out", hparams=False, curves=False)
+    rows = [r for r in read_csv(tmp_path / "out" / "comparison.csv") if not r["run"].startswith("random")]
+    best = {r["run"]: r["best"] for r in rows}
+    assert best == {"c10b": "1", "c10": "0", "few": "1"}  # one best per data set
+    assert len({r["data"] for r in rows}) == 2
+    md = (tmp_path / "out" / "comparison.md").read_text()
+    assert md.count("## Data: ") == 2 and "data.limit_per_class=10" in md
+
+
+# --- 4. first epoch (compiling) and steady epoch time, apart --------------------------------
+
+def test_epoch_times_split_compilation_from_steady_state():
+    from kerasclf.training.run import epoch_times
+
+    assert epoch_times([6.2, 0.6, 1.3, 0.7]) == (6.2, 0.7)
+    assert epoch_times([6.2, 0.6, 1.3]) == (6.2, 0.95)
+    assert epoch_times([3.0]) == (3.0, None)
+    assert epoch_times([]) == (None, None)
+
+
+def test_compare_and_report_show_first_and_steady_epoch_seconds(tmp_path):
+    from kerasclf.evaluation.sections import ReportContext, run_section
+    from kerasclf.studies.compare import compare
+
+    fake_run(tmp_path / "s", "a", [], metrics("cnn", 0.5, 0.5, wall_seconds=10.8, first_epoch_seconds=6.2,
+                                             steady_seconds_per_epoch=0.65))
+    compare([tmp_path / "s"], hparams=False, curves=False)
+    md = (tmp_path / "s" / "comparison.md").read_text()
+    assert "| train wall s | first epoch s | steady s / epoch |" in md and "| 10.8 | 6.2 | 0.7 |" in md
+    assert "includes compiling" in md
+    ctx = ReportContext(out=tmp_path, title="", split="test", summary={}, metrics={},
+                        run={"run_name": "lr-0.1", "wall_seconds": 10.8, "first_epoch_seconds": 6.2,
+                             "hyperparameters": {"optim.lr": 0.1}})
+    text = "\n".join(run_section(ctx))
+    assert "- run: lr-0.1" in text and "10.8 s" in text and "10.8000" not in text and "6.2 s" in text
+    assert "| `optim.lr` | 0.1 |" in text
