@@ -38,9 +38,10 @@ def _run(fn, *args, **kwargs):
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
-    from kerasclf.console import show_notes, show_warnings_plainly
+    from kerasclf.console import quiet_tensorflow_retracing, show_notes, show_warnings_plainly
 
     _quiet_tensorflow()
+    quiet_tensorflow_retracing()
     show_warnings_plainly()
     show_notes()
 

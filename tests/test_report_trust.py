@@ -195,3 +195,86 @@ def test_compare_and_report_show_first_and_steady_epoch_seconds(tmp_path):
     text = "\n".join(run_section(ctx))
     assert "- run: lr-0.1" in text and "10.8 s" in text and "10.8000" not in text and "6.2 s" in text
     assert "| `optim.lr` | 0.1 |" in text
+
+
+# --- 5. the console: metrics only, 120 columns, no retracing noise, a sweep that talks -----
+
+LOGS = {"loss": 0.0212, "accuracy": 0.9985, "val_loss": 0.0348, "val_accuracy": 0.9861, "learning_rate": 1.234e-05,
+        "epoch_seconds": 8.7, "sys_cpu_percent": 100.0, "sys_memory_gb": 1.02}
+
+
+def test_progress_bar_shows_metrics_only_within_120_columns(capsys):
+    from kerasclf.training.progress import MetricsProgbar, fit_verbosity
+
+    verbose, (bar,) = fit_verbosity(1, io_stream())
+    assert verbose == 0 and isinstance(bar, MetricsProgbar)
+    bar.set_params({"verbose": 0, "epochs": 15, "steps": 21})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    for step in range(21):
+        bar.on_train_batch_end(step, {"loss": 0.5, "accuracy": 0.9})
+    bar.on_epoch_end(0, dict(LOGS))
+    text = capsys.readouterr().out
+    import re
+
+    visible = re.sub(r"\x1b\[[0-9;]*m", "", text)  # colour codes take no column
+    # a terminal redraws the bar after carriage returns / backspaces: each redraw is one line
+    lines = [part for line in visible.splitlines() for part in re.split("[\r\x08]+", line) if part.strip()]
+    assert "epoch_seconds" not in text and "sys_" not in text
+    assert "val_acc" in text and "learning_rate" not in text
+    # 7 columns of room for a slower timer than this test's ("12s 345ms/step" against "0s 7us/step")
+    assert max(len(line.rstrip()) for line in lines) <= 120 - 7, lines
+
+
+def io_stream():
+    import io
+
+    return io.StringIO()
+
+
+def test_epoch_line_has_no_internal_columns():
+    from kerasclf.training.progress import EpochLine
+
+    stream = io_stream()
+    line = EpochLine(stream)
+    line.set_params({"epochs": 15, "steps": 21, "verbose": 0})
+    line.on_epoch_end(0, dict(LOGS))
+    text = stream.getvalue()
+    assert text.startswith("Epoch 1/15: loss") and "sys_" not in text and "epoch_seconds" not in text
+
+
+def test_tensorflow_retracing_warning_is_filtered(caplog):
+    import logging
+
+    from kerasclf.console import quiet_tensorflow_retracing
+
+    quiet_tensorflow_retracing()
+    quiet_tensorflow_retracing()  # once only
+    logger = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        logger.warning("5 out of the last 5 calls to <function f at 0x1> triggered tf.function retracing. "
+                       "Tracing is expensive ..." + "x" * 600)
+        logger.warning("a real warning")
+    assert [r.getMessage() for r in caplog.records] == ["a real warning"]
+    assert sum(type(f).__name__ == "_DropRetracing" for f in logger.filters) == 1
+
+
+def test_sweep_echoes_each_epoch_of_each_run_while_it_trains(tmp_path, monkeypatch):
+    import sys
+
+    from kerasclf.studies import sweep
+
+    plan = sweep.plan_sweep(sets=["data.source=synthetic", "train.epochs=2"], grid=["optim.lr=0.1,0.01"],
+                            name="s", study=None)
+    plan.study_dir = tmp_path / "s"
+    plan.study_dir.mkdir()
+    script = ("import time\nfor e in (1, 2):\n    print(f'Epoch {e}/2: loss 0.5, accuracy 0.9', flush=True)\n"
+              "    print('noise', flush=True)\n    time.sleep(1.5)\n")
+    monkeypatch.setattr(sweep, "train_command", lambda plan, point: [sys.executable, "-c", script])
+    echoed = []
+    runner = sweep._Runner(plan, 1, echoed.append)
+    runner.poll_seconds = 0.2
+    runner.run(plan.points[:1])
+    name = plan.points[0].name
+    assert echoed[:2] == [f"  {name}: Epoch 1/2: loss 0.5, accuracy 0.9", f"  {name}: Epoch 2/2: loss 0.5, accuracy 0.9"]
+    assert echoed[2].startswith(f"[1/1] {name}: failed, process")  # no metrics.json: the fake run failed
