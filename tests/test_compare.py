@@ -138,13 +138,13 @@ def test_hparams_summary_is_what_tensorboard_reads(tmp_path):
 
     experiment, _ = plugin_content(out)
     assert sorted(h.name for h in experiment.experiment.hparam_infos) == ["data.batch_size", "model", "optim.name"]
-    assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"best_val_accuracy", "test_accuracy"}
+    assert {m.name.tag for m in experiment.experiment.metric_infos} >= {"hparams/best_val_accuracy", "hparams/test_accuracy"}
     session, acc = plugin_content(f"{out}/adam")
     values = session.session_start_info.hparams
     assert values["optim.name"].string_value == "adam" and values["data.batch_size"].number_value == 64
     from tensorboard.util.tensor_util import make_ndarray
 
-    (event,) = acc.Tensors("test_accuracy")
+    (event,) = acc.Tensors("hparams/test_accuracy")
     assert float(make_ndarray(event.tensor_proto)) == pytest.approx(0.75)
     assert event.step == 3  # epochs run
     compare([tmp_path], curves=False)  # again: replaced, not a second set of sessions

@@ -278,3 +278,56 @@ def test_sweep_echoes_each_epoch_of_each_run_while_it_trains(tmp_path, monkeypat
     name = plan.points[0].name
     assert echoed[:2] == [f"  {name}: Epoch 1/2: loss 0.5, accuracy 0.9", f"  {name}: Epoch 2/2: loss 0.5, accuracy 0.9"]
     assert echoed[2].startswith(f"[1/1] {name}: failed, process")  # no metrics.json: the fake run failed
+
+
+# --- 6. TensorBoard: one epoch numbering, per-epoch first, eval as scalars and PR curves ----
+
+def tensorboard_tags(directory):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {tag: [e.step for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}, acc
+
+
+@pytest.mark.slow
+def test_tensorboard_of_a_run_reads_at_a_glance(cli, tmp_path):
+    pytest.importorskip("tensorflow")
+    import csv
+
+    result = cli("train", "--set", "data.source=synthetic", "--set", "train.epochs=2", "--set", "model.name=cnn",
+                 "--set", "model.filters=[8]", "--set", "model.dense=[16]", "--set", "data.batch_size=4",
+                 "--set", f"train.log_dir={tmp_path}", "--set", "train.run_name=r")
+    assert result.exit_code == 0, (result.output, result.exception)
+    run = tmp_path / "r"
+    with open(run / "history.csv") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    train, _ = tensorboard_tags(run / "tensorboard" / "train")
+    validation, _ = tensorboard_tags(run / "tensorboard" / "validation")
+    assert train["epoch_loss"] == epochs == [1, 2] and validation["epoch_accuracy"] == epochs
+    assert "epoch_epoch_seconds" not in train and train["system/seconds_per_epoch"] == epochs
+    assert not any(t.startswith(("batch_", "evaluation_", "epoch_sys")) for t in [*train, *validation])
+    assert any(t.startswith("per_step/") for t in train)
+    # per-epoch tags sort before the per-step ones (TensorBoard lists tag groups alphabetically)
+    assert sorted(train)[0].startswith("epoch_")
+    assert validation["epoch_confusion_matrix"] == epochs
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    report = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    evaluation, acc = tensorboard_tags(run / "tensorboard" / "eval")
+    from tensorboard.util.tensor_util import make_ndarray
+
+    (event,) = acc.Tensors("test/accuracy")
+    assert event.step == metrics["best_epoch"]
+    assert float(make_ndarray(event.tensor_proto)) == pytest.approx(report["accuracy"])
+    assert {f"test/pr_curve/{c}/pr_curves" for c in report["class_names"]} <= set(evaluation)
+    assert evaluation["test/confusion_matrix"] == [metrics["best_epoch"]]
+
+
+def test_tensorboard_confusion_matrix_grows_with_the_class_count():
+    from kerasclf.evaluation.figures import confusion_matrix_image
+
+    small = confusion_matrix_image(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
+    big = confusion_matrix_image(np.eye(100, dtype=int), [f"class{i}" for i in range(100)])
+    assert small.shape[0] <= 500  # a card shows it near full size: its text stays readable
+    assert big.shape[0] >= 2.5 * small.shape[0]  # 100 classes get room for their labels

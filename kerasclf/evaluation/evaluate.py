@@ -104,12 +104,13 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
         extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
         run=_run_facts(model, run_dir),
     )
-    _log_confusion_to_tensorboard(run_dir, out.name, result)
+    _log_to_tensorboard(run_dir, out.name, result, chosen.y, probs)
     if embeddings:
         from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
+        _projector_to_tensorboard(out / "embeddings" / "projector", run_dir / "tensorboard" / f"projector_{out.name}")
     return result
 
 
@@ -234,9 +235,42 @@ def _short(names, n=6):
     return "[" + ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "") + "]"
 
 
-def _log_confusion_to_tensorboard(run_dir, split, result):
-    """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only);
-    skipped with a warning when the run directory cannot be written (the report is written)."""
+def _projector_to_tensorboard(projector, target):
+    """A copy of the projector files as a run of the run's own TensorBoard (TensorBoard's
+    projector reads projector_config.pbtxt only in a directory that holds an event file)."""
+    import shutil
+    import warnings
+
+    from kerasclf.backend import have_tensorflow
+    from kerasclf.runs.writable import unwritable_reason
+
+    if not have_tensorflow() or not Path(projector).is_dir():
+        return
+    reason = unwritable_reason(target)
+    if reason is not None:
+        warnings.warn(f"The embedding projector is not added to the run's TensorBoard: {reason}.", stacklevel=3)
+        return
+    import tensorflow as tf
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(projector, target)
+    writer = tf.summary.create_file_writer(str(target))  # an event file: the directory is a run
+    with writer.as_default(), tf.summary.record_if(True):
+        tf.summary.text("projector", "Embeddings of the evaluated split: open the PROJECTOR tab", step=0)
+    writer.flush()
+    writer.close()
+
+
+TENSORBOARD_SCALARS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "macro_auc")
+MAX_PR_CURVES = 30  # one card per class: beyond this many, the per-class AP in the report reads better
+
+
+def _log_to_tensorboard(run_dir, split, result, y_true, y_prob):
+    """The evaluated split in the run's TensorBoard (run "eval", TensorFlow only), at the step of
+    the checkpoint's epoch so it lines up with the curves: <split>/accuracy, F1, AUC... as
+    scalars, <split>/confusion_matrix as an image and one-vs-rest <split>/pr_curve/<class>.
+    Skipped with a warning when the run directory cannot be written (the report is written)."""
+    import json
     import warnings
 
     from kerasclf.backend import have_tensorflow
@@ -246,17 +280,32 @@ def _log_confusion_to_tensorboard(run_dir, split, result):
         return
     reason = unwritable_reason(run_dir / "tensorboard" / "eval")
     if reason is not None:
-        warnings.warn(f"The confusion matrix is not added to the run's TensorBoard: {reason}.", stacklevel=3)
+        warnings.warn(f"The evaluation is not added to the run's TensorBoard: {reason}.", stacklevel=3)
         return
     import numpy as np
     import tensorflow as tf
+    from tensorboard.plugins.pr_curve import summary as pr_summary
 
     from kerasclf.evaluation.figures import confusion_matrix_image
 
-    image = confusion_matrix_image(np.asarray(result["confusion"]), result["class_names"])
+    step = 0
+    if (run_dir / "metrics.json").is_file():
+        run = json.loads((run_dir / "metrics.json").read_text())
+        step = int(run.get("best_epoch") or run.get("epochs_run") or 0)
+    names = result["class_names"]
+    image = confusion_matrix_image(np.asarray(result["confusion"]), names, title=f"{split}, epoch {step}")
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, np.float32)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "eval"))
-    with writer.as_default():
-        tf.summary.image(f"confusion_matrix/{split}", image[None], step=0)
+    with writer.as_default(), tf.summary.record_if(True):
+        tf.summary.image(f"{split}/confusion_matrix", image[None], step=step)
+        for key in TENSORBOARD_SCALARS:
+            if result.get(key) is not None:
+                tf.summary.scalar(f"{split}/{key}", float(result[key]), step=step)
+        if y_prob.ndim == 2 and y_prob.shape[1] == len(names) and len(names) <= MAX_PR_CURVES:
+            for c, name in enumerate(names):
+                proto = pr_summary.pb(f"{split}/pr_curve/{name}", y_true == c, y_prob[:, c], num_thresholds=101,
+                                      display_name=f"{split} PR curve: {name} vs rest")
+                tf.summary.experimental.write_raw_pb(proto.SerializeToString(), step=step)
     writer.flush()
 
 

@@ -99,11 +99,18 @@ def plot_confusion_matrix(cm, class_names, path, normalize=False, title=None):
     return _save(fig, path)
 
 
-def confusion_matrix_image(cm, class_names):
+def tensorboard_confusion_size(n):
+    """Inches (at 100 dpi) of a confusion matrix image for a TensorBoard card: small enough that
+    the card shows it near full size (the card scales a wide image down, and its text with it),
+    growing with the class count so that 100 labels still have room."""
+    return min(14.0, max(4.5, 3.0 + 0.12 * n))
+
+
+def confusion_matrix_image(cm, class_names, title=None):
     """The count confusion matrix rendered as a uint8 (H, W, 3) RGB array (e.g. TensorBoard)."""
-    side = min(12.0, _confusion_size(len(class_names)))
+    side = tensorboard_confusion_size(len(class_names))
     fig = _new_figure(side + 1.0, side)
-    _draw_confusion(fig, cm, class_names, normalize=False)
+    _draw_confusion(fig, cm, class_names, normalize=False, title=title)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 

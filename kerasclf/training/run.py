@@ -46,7 +46,26 @@ def _monitor(cfg, has_val):
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0, keep_best=True):
+def validation_confusion(model, split, class_names, batch_size):
+    """() -> the validation confusion matrix image of `model` now (TensorBoard, every epoch);
+    None without a validation split."""
+    if split is None or len(split) == 0:
+        return None
+    from sklearn.metrics import confusion_matrix
+
+    from kerasclf.data.pipeline import predict_inputs
+    from kerasclf.evaluation.figures import confusion_matrix_image
+
+    def image():
+        probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
+        pred = probs.argmax(-1) if probs.shape[-1] > 1 else (probs[:, 0] > 0.5).astype(int)
+        cm = confusion_matrix(split.y, pred, labels=range(len(class_names)))
+        return confusion_matrix_image(cm, class_names, title=f"validation ({len(split)} images)")
+
+    return image
+
+
+def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0, keep_best=True, confusion=None):
     """The run's callbacks for one phase: best.keras is only replaced by an epoch that beats
     the best of the epochs already in the history (an earlier phase or session). `keeper`
     (training/keeper.py) gives the history writer, TensorBoard and early stopping that
@@ -66,7 +85,8 @@ def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_st
         ))
     callbacks += [checkpoint_cls(str(run_dir / "last.keras")), keeper.history]
     if have_tensorboard():
-        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
+        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False,
+                                            confusion_image=confusion))
     if cfg.train.early_stop_patience:
         callbacks.append(
             keeper.early_stopping(phase_start, monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
@@ -141,6 +161,10 @@ def _train(cfg, prepared, feeder, keeper, verbose):
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     first, total = cfg.train.epochs, cfg.train.epochs + cfg.train.finetune_epochs
+    confusion = None
+    if data.info.task == "multiclass":  # one label per image: a confusion matrix says where it goes
+        confusion = validation_confusion(model, data.val if has_val else None, data.info.class_names,
+                                         cfg.data.batch_size)
 
     def log():
         return _history_log(keeper.history.rows)
@@ -149,7 +173,7 @@ def _train(cfg, prepared, feeder, keeper, verbose):
         compile_model(fit_model, cfg, steps, **compile_kwargs)
         keeper.restore(fit_model, phase)
         callbacks = _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=start,
-                               keep_best=keep_best)
+                               keep_best=keep_best, confusion=confusion)
         callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=start)
         _fit(fit_model, fit_kwargs, keeper.guard(callbacks, phase, end, steps), max(start, keeper.next_epoch), end,
              verbose)
