@@ -331,3 +331,82 @@ def test_tensorboard_confusion_matrix_grows_with_the_class_count():
     big = confusion_matrix_image(np.eye(100, dtype=int), [f"class{i}" for i in range(100)])
     assert small.shape[0] <= 500  # a card shows it near full size: its text stays readable
     assert big.shape[0] >= 2.5 * small.shape[0]  # 100 classes get room for their labels
+
+
+# --- 7. report.md and its figures --------------------------------------------------------
+
+def test_report_names_files_plots_aux_loss_sorted_per_class_and_links_gradient_flow(tmp_path, saved_figures):
+    from kerasclf.evaluation.report import write_report
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 10)
+    prob = rng.dirichlet(np.ones(3), size=len(y))
+    prob[:10, 0] += 2  # class a mostly right, the others at chance
+    prob /= prob.sum(1, keepdims=True)
+    paths = [f"/data/{'abc'[c]}/img_{i:03d}.jpg" for i, c in enumerate(y)]
+    history = history_csv(tmp_path / "history.csv", extra={"aux_loss": [0.9, 0.5, 0.4]})
+    flow = tmp_path / "run" / "gradient_flow"
+    flow.mkdir(parents=True)
+    for e in (0, 1):
+        (flow / f"epoch_{e:03d}.png").write_bytes(b"png")
+    out = tmp_path / "run" / "eval" / "test"
+    write_report(out, y, prob, ["a", "b", "c"], images=np.zeros((len(y), 8, 8, 3), np.uint8), history_csv=history,
+                 run={"best_epoch": 2, "gradient_flow_figures": [str(p) for p in sorted(flow.glob("*.png"))]},
+                 paths=paths)
+
+    import csv
+
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["file"] for r in rows] == paths
+    assert float(rows[0]["loss"]) == pytest.approx(-np.log(prob[0, 0]), rel=1e-4)
+    gallery = figure_named(saved_figures, "misclassified")
+    titles = [ax.get_title() for ax in gallery.axes if ax.get_title()]
+    assert titles and all(t.rsplit("\n", 1)[-1].startswith("img_") for t in titles)
+
+    (ax,) = figure_named(saved_figures, "curves_aux_loss").axes
+    (line,) = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 3]
+    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [0.9, 0.5, 0.4]
+    best = [ln for ln in ax.get_lines() if "best epoch" in str(ln.get_label())]
+    assert best and list(best[0].get_xdata()) == [2, 2]  # the best epoch marked on the curve
+
+    (ax,) = figure_named(saved_figures, "per_class_accuracy").axes
+    widths = [bar.get_width() for bar in ax.patches]
+    per_class = [np.mean(prob[y == c].argmax(1) == c) for c in range(3)]
+    assert widths == sorted(per_class)
+    assert [t.get_text() for t in ax.get_yticklabels()][0] == "abc"[int(np.argmin(per_class))]
+
+    md = (out / "report.md").read_text()
+    assert "## Gradient flow" in md and "(../../gradient_flow/epoch_001.png)" in md
+    assert "auxiliary (triplet/center) loss" in md and "per_class_accuracy.png" in md
+
+
+def test_confusion_colour_bar_is_no_taller_than_the_matrix_for_100_classes(tmp_path, saved_figures):
+    from kerasclf.evaluation.figures import plot_confusion_matrix
+
+    plot_confusion_matrix(np.eye(100, dtype=int) * 3, [f"c{i}" for i in range(100)], tmp_path / "cm.png")
+    fig = figure_named(saved_figures, "cm")
+    matrix = fig.axes[0]
+    bars = [a for a in [*fig.axes[1:], *matrix.child_axes]]  # sklearn's: a figure axes; an inset: a child
+    (bar,) = bars
+    fig.canvas.draw()
+    m, b = matrix.get_window_extent(), bar.get_window_extent()
+    assert b.height <= m.height + 1 and b.y0 >= m.y0 - 1
+    assert matrix.yaxis.label.get_window_extent().x0 >= 0  # "True label" inside the figure
+    assert bar.get_tightbbox().x1 <= fig.bbox.width  # the bar's numbers too
+
+
+def test_tsne_markers_are_visible_and_data_report_bar_labels_readable(tmp_path, saved_figures):
+    from kerasclf.evaluation.data_report import plot_class_counts
+    from kerasclf.evaluation.embeddings import plot_tsne
+
+    points = np.random.default_rng(0).normal(size=(2000, 2))
+    plot_tsne(points, np.arange(2000) % 10, [str(i) for i in range(10)], tmp_path / "t.png", "t")
+    (ax,) = figure_named(saved_figures, "t").axes[:1]
+    assert min(c.get_sizes()[0] for c in ax.collections) >= 14  # was 6
+
+    plot_class_counts({"train": [500] * 10, "test": [100] * 10}, [f"class{i}" for i in range(10)],
+                      tmp_path / "counts.png")
+    (ax,) = figure_named(saved_figures, "counts").axes
+    labels = [t for t in ax.texts if t.get_text().replace(",", "").isdigit()]
+    assert labels and min(t.get_fontsize() for t in labels) >= 8

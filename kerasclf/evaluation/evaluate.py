@@ -103,6 +103,7 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
         title=f"{model.name} on {dataset.info.source}", split=split,
         extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
         run=_run_facts(model, run_dir),
+        paths=getattr(chosen, "paths", None),
     )
     _log_to_tensorboard(run_dir, out.name, result, chosen.y, probs)
     if embeddings:
@@ -205,6 +206,9 @@ def _run_facts(model, run_dir):
         run = json.loads(metrics.read_text())
         facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds",
                                            "first_epoch_seconds", "steady_seconds_per_epoch") if k in run})
+    flow = sorted((run_dir / "gradient_flow").glob("epoch_*.png"))
+    if flow:
+        facts["gradient_flow_figures"] = [str(p) for p in flow]
     if (run_dir / "config.yaml").is_file():
         facts["run_name"] = run_dir.name
         facts["hyperparameters"] = hyperparameters(run_dir / "config.yaml")

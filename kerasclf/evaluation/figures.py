@@ -68,6 +68,7 @@ def _draw_confusion(fig, cm, class_names, normalize, title=None):
     display = ConfusionMatrixDisplay(values, display_labels=[str(c) for c in class_names])
     display.plot(
         ax=ax,
+        colorbar=False,  # sklearn's colour bar spans the figure's height; the matrix is square: below
         cmap="Blues",
         include_values=n <= MAX_ANNOTATED_CLASSES,
         values_format=".2f" if normalize else "d",
@@ -81,6 +82,13 @@ def _draw_confusion(fig, cm, class_names, normalize, title=None):
             label.set_horizontalalignment("right")  # rotated labels end under their column
     for label in ax.get_yticklabels():
         label.set_fontsize(label_size)
+    # the colour bar beside the matrix, exactly as tall (the axes box is the image: aspect "equal")
+    cax = ax.inset_axes([1.03, 0.0, 0.035, 1.0])
+    fig.colorbar(display.im_, cax=cax)
+    engine = fig.get_layout_engine()
+    if engine is not None:  # constrained layout leaves inset axes out: room for the bar and its labels
+        # (and a strip on the left: the "True label" title of the rows was cut at the edge)
+        engine.set(rect=(0.3 / fig.get_figwidth(), 0.0, 1.0 - 1.2 / fig.get_figwidth(), 1.0))
     kind = "row-normalised" if normalize else "counts"
     ax.set_title(f"{title} — confusion matrix ({kind})" if title else f"Confusion matrix ({kind})")
     return ax
@@ -113,6 +121,28 @@ def confusion_matrix_image(cm, class_names, title=None):
     _draw_confusion(fig, cm, class_names, normalize=False, title=title)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def plot_per_class_accuracy(per_class, path):
+    """Horizontal bars of per-class accuracy, worst class at the top (sorted), with the split's
+    mean as a line; returns the path. per_class: classification_summary()["per_class"]."""
+    rows = sorted((r for r in per_class if r["accuracy"] is not None), key=lambda r: (r["accuracy"], r["class"]))
+    n = len(rows)
+    fig = _new_figure(7.0, min(40.0, max(2.5, 0.16 * n + 1.2)))
+    ax = fig.add_subplot()
+    positions = np.arange(n)
+    ax.barh(positions, [r["accuracy"] for r in rows], color="tab:blue", height=0.75)
+    ax.set_yticks(positions, [r["class"] for r in rows], fontsize=max(5.0, min(9.0, 500.0 / max(n, 1))))
+    ax.set_ylim(n - 0.5, -0.5)  # worst first, at the top; no empty band above or below
+    ax.set_xlim(0, 1)
+    if n:
+        mean = float(np.mean([r["accuracy"] for r in rows]))
+        ax.axvline(mean, color="tab:red", linestyle="--", linewidth=1, label=f"mean of classes {mean:.1%}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel("accuracy (recall of the class)")
+    ax.set_title(f"Per-class accuracy, sorted ({n} classes)")
+    ax.grid(axis="x", alpha=0.3)
+    return _save(fig, path)
 
 
 # --- image galleries --------------------------------------------------------------------
@@ -178,8 +208,9 @@ def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=3
     return _image_grid([images[i] for i in idx], titles, colors, path, title)
 
 
-def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, max_images=36):
-    """Gallery of mistakes titled "pred (true)"; most confident mistakes first given y_prob."""
+def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, max_images=36, paths=None):
+    """Gallery of mistakes titled "pred (true)"; most confident mistakes first given y_prob;
+    each titled with its image file's name given `paths`."""
     _check_images(images, y_true, y_pred)
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     wrong = misclassified_indices(y_true, y_pred, y_prob)
@@ -190,11 +221,18 @@ def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, m
     titles = []
     for i in shown:
         text = f"{names[y_pred[i]]} ({names[y_true[i]]})"
-        titles.append(text if y_prob is None else f"{text}\n{y_prob[i][y_pred[i]]:.1%}")
+        text = text if y_prob is None else f"{text}\n{y_prob[i][y_pred[i]]:.1%}"
+        titles.append(text if paths is None else f"{text}\n{_short_name(paths[i])}")
     suptitle = f"Misclassified: pred (true) — {len(shown)} of {len(wrong)}"
     if y_prob is not None:
         suptitle += ", most confident first"
     return _image_grid([images[i] for i in shown], titles, [WRONG] * len(shown), path, suptitle)
+
+
+def _short_name(path, width=22):
+    """A file's name, shortened in the middle to fit under a thumbnail."""
+    name = Path(str(path)).name
+    return name if len(name) <= width else f"{name[: width // 2 - 1]}…{name[-(width // 2):]}"
 
 
 # --- training history -------------------------------------------------------------------
@@ -230,9 +268,11 @@ def history_epochs(columns):
     return epochs + 1 if len(epochs) and np.nanmin(epochs) == 0 else epochs
 
 
-def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
+def _curve_plot(columns, epochs, series, ylabel, path, log_y=False, best_epoch=None):
     fig = _new_figure(6.5, 4.2)
     ax = fig.add_subplot()
+    if best_epoch is not None:
+        ax.axvline(best_epoch, color="grey", linestyle=":", linewidth=1.2, label=f"best epoch ({best_epoch})")
     for label, key in series:
         y = columns[key]
         ok = np.isfinite(y)
@@ -249,15 +289,17 @@ def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
     return _save(fig, path)
 
 
-def plot_history(history_csv_path, out_dir):
-    """curves_loss.png / curves_accuracy.png / curves_lr.png from a Keras CSVLogger file."""
+def plot_history(history_csv_path, out_dir, best_epoch=None):
+    """curves_loss.png / curves_accuracy.png (/ curves_aux_loss.png) / curves_lr.png from a
+    history.csv; `best_epoch` (the checkpoint's) is marked on each curve figure."""
     columns = _read_history(history_csv_path)
     if not columns:
         return []
     epochs = history_epochs(columns)
     out_dir = Path(out_dir)
     paths = []
-    for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc"))):
+    # aux_loss: the triplet/center term of a CE + auxiliary run (losses/composite.py), its own scale
+    for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc")), ("aux_loss", ("aux_loss",))):
         series = []
         for split, prefix in (("train", ""), ("val", "val_"), ("test", "test_")):
             key = next((prefix + a for a in aliases if prefix + a in columns), None)
@@ -265,8 +307,8 @@ def plot_history(history_csv_path, out_dir):
             if key is not None and np.isfinite(columns[key]).any():
                 series.append((split, key))
         if series:
-            paths.append(_curve_plot(columns, epochs, series, metric,
-                                     out_dir / f"curves_{metric}.png"))
+            paths.append(_curve_plot(columns, epochs, series, metric.replace("_", " "),
+                                     out_dir / f"curves_{metric}.png", best_epoch=best_epoch))
     lr_key = next((k for k in ("learning_rate", "lr") if k in columns), None)
     lr = columns[lr_key][np.isfinite(columns[lr_key])] if lr_key else np.array([])
     if lr.size:

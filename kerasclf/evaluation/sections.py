@@ -115,6 +115,20 @@ def run_section(ctx):
     return lines + [""]
 
 
+@register_section("gradient_flow", description="links to the run's gradient-flow figures (train.gradient_flow_every)", order=85)
+def gradient_flow_section(ctx):
+    figures = (ctx.run or {}).get("gradient_flow_figures") or []
+    if not figures:
+        return []
+    lines = ["## Gradient flow", "",
+             "Mean and max absolute gradient per layer on a fixed probe batch (epoch 0: the initial weights):", ""]
+    for path in figures:
+        rel = Path(os.path.relpath(path, ctx.out)).as_posix()
+        lines.append(f"- [{Path(path).stem.replace('_', ' ')}]({rel})")
+    last = Path(os.path.relpath(figures[-1], ctx.out)).as_posix()
+    return lines + ["", f"![gradient flow, last]({last})", ""]
+
+
 def per_class_table(per_class):
     """Markdown table lines: class | accuracy ("93.40% (934/1000)")."""
     lines = ["| class | accuracy |", "|---|---|"]
