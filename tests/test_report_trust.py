@@ -410,3 +410,39 @@ def test_tsne_markers_are_visible_and_data_report_bar_labels_readable(tmp_path, 
     (ax,) = figure_named(saved_figures, "counts").axes
     labels = [t for t in ax.texts if t.get_text().replace(",", "").isdigit()]
     assert labels and min(t.get_fontsize() for t in labels) >= 8
+
+
+# --- what users expect: most confused, top losses, calibration, small splits ---------------
+
+def test_most_confused_pairs_and_calibration_against_hand_counts():
+    from kerasclf.evaluation.metrics import calibration, most_confused_pairs
+
+    cm = np.array([[8, 2, 0], [5, 5, 0], [0, 1, 9]])
+    assert most_confused_pairs(cm, ["a", "b", "c"]) == [("b", "a", 5, 0.5), ("a", "b", 2, 0.2), ("c", "b", 1, 0.1)]
+    # 4 images: confidence 0.95 right and wrong, 0.55 right twice
+    y = np.array([0, 1, 0, 1])
+    prob = np.array([[0.95, 0.05], [0.95, 0.05], [0.55, 0.45], [0.45, 0.55]])
+    calib = calibration(y, prob, bins=10)
+    # bin (0.9, 1.0]: conf 0.95, acc 0.5 (2 images); bin (0.5, 0.6]: conf 0.55, acc 1.0 (2 images)
+    assert calib["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.45)
+    assert [b["count"] for b in calib["bins"]] == [0, 0, 0, 0, 0, 2, 0, 0, 0, 2]
+
+
+def test_report_has_most_confused_top_losses_reliability_and_warns_on_a_small_split(tmp_path, saved_figures):
+    from kerasclf.evaluation.report import write_report
+
+    y = np.array([0, 0, 1, 1, 2, 2] * 5)
+    prob = np.full((30, 3), 0.1)
+    prob[np.arange(30), y] = 0.8
+    prob[0] = [0.05, 0.9, 0.05]  # the worst loss: an "a" taken for "b" at 0.9
+    paths = [f"img_{i}.png" for i in range(30)]
+    with pytest.warns(UserWarning, match="30 images: one image moves its accuracy by 3.3 points"):
+        metrics = write_report(tmp_path, y, prob, ["a", "b", "c"], paths=paths)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Most confused classes" in md and "| a | b | 1 | 10.0% |" in md
+    assert "| 1 | `img_0.png` | a | b | 0.900 | 0.050 | 2.996 |" in md
+    assert metrics["accuracy_step_points"] == pytest.approx(100 / 30)
+    # bins are (low, high]: 29 right at 0.8 in (0.7, 0.8], one wrong at 0.9 in (0.8, 0.9]
+    assert "reliability.png" in md and metrics["ece"] == pytest.approx(29 / 30 * 0.2 + 1 / 30 * 0.9)
+    (ax,) = figure_named(saved_figures, "reliability").axes
+    assert [(round(p.get_x(), 2), p.get_height()) for p in ax.patches] == [(0.7, 1.0), (0.8, 0.0)]

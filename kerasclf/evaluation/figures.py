@@ -145,6 +145,32 @@ def plot_per_class_accuracy(per_class, path):
     return _save(fig, path)
 
 
+def plot_reliability(calib, path, title="Reliability diagram"):
+    """Accuracy against confidence per confidence bin (bars), the diagonal of perfect
+    calibration, and each bin's image count; ECE in the title. calib: metrics.calibration()."""
+    bins = calib["bins"]
+    fig = _new_figure(5.6, 5.2)
+    ax = fig.add_subplot()
+    used = [b for b in bins if b["count"]]
+    width = bins[0]["high"] - bins[0]["low"] if bins else 0.1
+    ax.bar([b["low"] for b in used], [b["accuracy"] for b in used], width=width, align="edge",
+           color="tab:blue", edgecolor="white", label="accuracy in the bin")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.scatter([b["confidence"] for b in used], [b["confidence"] for b in used], color="tab:red", s=14, zorder=3,
+               label="mean confidence in the bin")
+    for b in used:
+        ax.annotate(str(b["count"]), (b["low"] + width / 2, b["accuracy"]), ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("confidence (probability of the predicted class)")
+    ax.set_ylabel("accuracy")
+    ece = calib.get("ece")
+    ax.set_title(f"{title}: ECE {ece:.3f}" if ece is not None else title)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 # --- image galleries --------------------------------------------------------------------
 
 def _to_display(image):

@@ -6,6 +6,7 @@ registered report sections (kerasclf.evaluation.sections).
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +15,17 @@ from kerasclf.runs.atomic import atomic_open, write_text
 from kerasclf.evaluation import figures
 from kerasclf.evaluation.metrics import (
     as_labels,
+    accuracy_step_points,
     as_probs,
+    calibration,
     classification_summary,
     roc_curves,
     to_jsonable,
 )
 from kerasclf.evaluation.sections import ReportContext, per_class_table, render
+
+
+MAX_ACCURACY_STEP = 2.0  # percentage points one image may move a split's accuracy before a warning
 
 
 def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=None,
@@ -46,10 +52,22 @@ def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=
 
     summary = classification_summary(y_true, y_pred, class_names)
     roc = roc_curves(y_true, y_prob, class_names)
+    calib = calibration(y_true, y_prob)
+    step = accuracy_step_points(len(y_true))
+    if step is not None and step > MAX_ACCURACY_STEP:
+        warnings.warn(
+            f"The {split} split has {len(y_true)} images: one image moves its accuracy by {step:.1f} points, so "
+            f"differences of a few points between runs are noise. Use a larger {split} split "
+            f"(at least {int(100 / MAX_ACCURACY_STEP)} images).", stacklevel=2)
     _write_tables(out, summary, class_names, y_true, y_pred, y_prob, paths)
     pngs = _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob,
                           images, history_csv, paths, (run or {}).get("best_epoch"))
+    pngs.append(("Reliability diagram (expected calibration error in the title)",
+                 figures.plot_reliability(calib, out / "reliability.png", f"Reliability, {split}")))
     metrics = _metrics(summary, roc, split, title, extra)
+    metrics["ece"] = calib["ece"]
+    metrics["calibration_bins"] = calib["bins"]
+    metrics["accuracy_step_points"] = step
     _write_json(out / "metrics.json", metrics)
     ctx = ReportContext(
         out=out, title=title, split=split, summary=summary, metrics=metrics, figures=pngs, run=run,

@@ -47,10 +47,14 @@ def summary_section(ctx):
     lines = [
         f"- split: **{ctx.split}**",
         f"- size: {summary['size']}",
-        f"- accuracy: **{100 * summary['accuracy']:.2f}%**",
+        f"- accuracy: **{100 * summary['accuracy']:.2f}%**"
+        + (f" (one image moves it by {metrics['accuracy_step_points']:.1f} points: differences of a few points are noise)"
+           if (metrics.get("accuracy_step_points") or 0) > 2.0 else ""),
         f"- macro F1: {metrics['f1_macro']:.4f}",
         f"- macro ROC AUC (one-vs-rest): {'n/a' if auc is None else f'{auc:.4f}'}",
     ]
+    if metrics.get("ece") is not None:
+        lines.append(f"- expected calibration error (10 confidence bins): {metrics['ece']:.3f}")
     if summary["best_class"] is not None:
         lines += [
             f"- best class: **{summary['best_class']}** {by_name[summary['best_class']]}",
@@ -140,6 +144,44 @@ def per_class_table(per_class):
 @register_section("per_class", description='per-class accuracy as "93.40% (934/1000)"', order=30, tasks=("multiclass",))
 def per_class_section(ctx):
     return ["## Per-class accuracy", "", *per_class_table(ctx.summary["per_class"]), ""]
+
+
+@register_section("most_confused", description="the class pairs most often confused (true -> predicted)", order=32, tasks=("multiclass",))
+def most_confused_section(ctx):
+    from kerasclf.evaluation.metrics import most_confused_pairs
+
+    pairs = most_confused_pairs(ctx.summary["confusion"], [row["class"] for row in ctx.summary["per_class"]])
+    if not pairs:
+        return []
+    lines = ["## Most confused classes", "", "| true | predicted as | images | share of the true class |", "|---|---|---|---|"]
+    lines += [f"| {t} | {p} | {n} | {share:.1%} |" for t, p, n, share in pairs]
+    return lines + [""]
+
+
+TOP_LOSSES = 10
+
+
+@register_section("top_losses", description="the images with the highest loss, with their files", order=34, tasks=("multiclass",))
+def top_losses_section(ctx):
+    import numpy as np
+
+    y_true, y_prob = ctx.arrays.get("y_true"), ctx.arrays.get("y_prob")
+    if y_true is None or y_prob is None or not len(y_true):
+        return []
+    names = [row["class"] for row in ctx.summary["per_class"]]
+    paths = ctx.arrays.get("paths")
+    p_true = y_prob[np.arange(len(y_true)), y_true]
+    loss = -np.log(np.clip(p_true, 1e-12, None))
+    order = np.argsort(-loss, kind="stable")[:TOP_LOSSES]
+    lines = [f"## Top {len(order)} losses", "",
+             "Cross-entropy of each image's true class (predictions.csv has every image's):", "",
+             "| # | file | true | predicted | p(predicted) | p(true) | loss |", "|---|---|---|---|---|---|---|"]
+    for rank, i in enumerate(order, start=1):
+        file = "—" if paths is None else f"`{paths[i]}`"
+        pred = int(y_prob[i].argmax())
+        lines.append(f"| {rank} | {file} | {names[y_true[i]]} | {names[pred]} | {y_prob[i, pred]:.3f} | "
+                     f"{p_true[i]:.3f} | {loss[i]:.3f} |")
+    return lines + [""]
 
 
 @register_section("classification_report", description="sklearn's classification report", order=40, tasks=("multiclass",))
