@@ -446,3 +446,66 @@ def test_report_has_most_confused_top_losses_reliability_and_warns_on_a_small_sp
     assert "reliability.png" in md and metrics["ece"] == pytest.approx(29 / 30 * 0.2 + 1 / 30 * 0.9)
     (ax,) = figure_named(saved_figures, "reliability").axes
     assert [(round(p.get_x(), 2), p.get_height()) for p in ax.patches] == [(0.7, 1.0), (0.8, 0.0)]
+
+
+# --- lr-find ---------------------------------------------------------------------------------
+
+def test_lr_find_suggests_the_steepest_descent_before_the_minimum():
+    from kerasclf.training.lr_find import RangeTest, smooth, suggest
+
+    lrs = np.logspace(-6, 1, 141)  # 20 per decade
+    x = np.log10(lrs)
+    # a loss that is flat, falls fastest at 1e-3 (tanh centre), bottoms out near 1e-1 and then diverges
+    loss = 2.0 - np.tanh((x + 3) * 2) + np.where(x > -1, 30 * (x + 1) ** 2, 0)
+    s = suggest(lrs, loss)
+    assert s["steepest"] == pytest.approx(1e-3, rel=0.13)
+    assert 10 ** -1.5 <= s["minimum"] <= 10 ** -0.8 and s["min_over_10"] == pytest.approx(s["minimum"] / 10)
+    assert smooth([1.0, 1.0, 1.0])[0] == pytest.approx(1.0)  # bias-corrected: no ramp from 0
+    test = RangeTest(1e-7, 10, 100)
+    assert test.lr_at(0) == pytest.approx(1e-7) and test.lr_at(99) == pytest.approx(10)
+
+
+@pytest.mark.slow
+def test_lr_find_command_writes_plot_csv_and_suggestion(cli, tmp_path):
+    result = cli("lr-find", "--set", "data.source=synthetic", "--set", "model.name=cnn", "--set", "model.filters=[8]",
+                 "--set", "model.dense=[16]", "--set", "data.batch_size=8", "--set", f"train.log_dir={tmp_path}",
+                 "--steps", "30", "--start", "1e-5", "--end", "1")
+    assert result.exit_code == 0, (result.output, result.exception)
+    (out,) = tmp_path.glob("lr-find-*")
+    found = json.loads((out / "lr_find.json").read_text())
+    rows = (out / "lr_find.csv").read_text().splitlines()
+    assert 10 < len(rows) <= 31 and (out / "lr_find.png").stat().st_size > 10_000
+    assert "Suggested optim.lr" in result.output or "Too few batches" in result.output
+    lrs = [float(r.split(",")[1]) for r in rows[1:]]
+    assert lrs == sorted(lrs) and lrs[0] == pytest.approx(1e-5)
+    if found["suggestion"]["steepest"] is not None:
+        assert 1e-5 <= found["suggestion"]["steepest"] <= 1
+
+
+# --- seeds: mean ± std over runs that differ only by seed ----------------------------------
+
+def test_compare_aggregates_runs_that_differ_only_by_seed(tmp_path):
+    import statistics
+
+    from kerasclf.studies.compare import compare
+
+    study = tmp_path / "s"
+    vals = {("0.1", 0): 0.60, ("0.1", 1): 0.64, ("0.1", 2): 0.62, ("0.01", 0): 0.70, ("0.01", 1): 0.72}
+    for (lr, seed), val in vals.items():
+        fake_run(study, f"lr{lr}-s{seed}", [f"optim.lr={lr}", f"seed={seed}"], metrics("cnn", val, val - 0.05))
+    fake_run(study, "alone", ["optim.lr=0.5", "seed=0"], metrics("cnn", 0.3, 0.3))
+    compare([study], hparams=False, curves=False)
+    rows = read_csv(study / "comparison_seeds.csv")
+    assert [r["setting"] for r in rows] == ["optim.lr=0.01", "optim.lr=0.1"]  # ranked by mean validation
+    assert float(rows[1]["val_mean"]) == pytest.approx(0.62)
+    assert float(rows[1]["val_std"]) == pytest.approx(statistics.stdev([0.60, 0.64, 0.62]))
+    assert float(rows[0]["test_mean"]) == pytest.approx(0.66) and rows[0]["runs"] == "2"
+    md = (study / "comparison.md").read_text()
+    assert "## Over seeds" in md and "| optim.lr=0.1 | 3 | 0, 1, 2 | 62.00% ± 2.00 |" in md
+
+
+def test_sweep_seeds_option_repeats_every_point(cli, tmp_path):
+    result = cli("sweep", "--set", "data.source=synthetic", "--set", f"train.log_dir={tmp_path}", "--grid",
+                 "optim.lr=0.1,0.01", "--seeds", "0,1,2", "--name", "s", "--dry-run")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "6 runs" in result.output and result.output.count("seed=") == 6

@@ -199,6 +199,7 @@ def write_comparison(run_dirs, out_dir, curves=True, hparams=True):
     """comparison.md / comparison.csv (+ compare_*.png, hparams/) in out_dir; returns their paths."""
     runs = [load_run(p) for p in run_dirs]
     keys, groups, rows = build_table(runs)
+    seeds = seed_groups(runs, keys)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": _write_csv(out / "comparison.csv", keys, rows)}
@@ -211,7 +212,15 @@ def write_comparison(run_dirs, out_dir, curves=True, hparams=True):
         from kerasclf.studies.hparams import write_hparams
 
         paths["hparams"] = write_hparams(runs, run_labels([r.path for r in runs]), keys, out / "hparams")
-    paths["markdown"] = _write_markdown(out / "comparison.md", keys, groups, rows, pngs, out)
+    paths["markdown"] = _write_markdown(out / "comparison.md", keys, groups, rows, pngs, out, seeds)
+    if seeds:
+        with open(out / "comparison_seeds.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            columns = ["setting", "runs", "seeds", "val_mean", "val_std", "val_n", "test_mean", "test_std", "test_n"]
+            writer.writerow(columns)
+            for g in seeds:
+                writer.writerow(["" if g[c] is None else _csv_value(g[c]) for c in columns])
+        paths["seeds_csv"] = str(out / "comparison_seeds.csv")
     paths["figures"] = pngs
     return paths
 
@@ -225,6 +234,56 @@ def compare(patterns, out_dir=None, **kwargs):
         parents = {p.parent for p in run_dirs}
         out_dir = parents.pop() if len(parents) == 1 else Path(os.path.commonpath(run_dirs))
     return {**write_comparison(run_dirs, out_dir, **kwargs), "skipped": skipped}
+
+
+def seed_groups(runs, keys):
+    """Finished runs that differ only by `seed`, as [{"setting", "runs", "seeds", "val_mean",
+    "val_std", "test_mean", "test_std"}] (std: sample standard deviation, n - 1), ranked by the
+    mean validation accuracy; groups of one run are left out."""
+    import statistics
+
+    setting_keys = [k for k in keys if k != "seed"]
+    groups = {}
+    for run in runs:
+        if run.state != "finished":
+            continue
+        flat = flatten(run.config)
+        ident = json.dumps({k: v for k, v in flat.items() if k != "seed" and k not in IGNORED_KEYS},
+                           sort_keys=True, default=str)
+        groups.setdefault(ident, []).append((run, flat))
+    out = []
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        flat = members[0][1]
+        row = {"setting": ", ".join(f"{k}={_cell(flat.get(k))}" for k in setting_keys) or "(the same config)",
+               "runs": len(members), "seeds": sorted(f.get("seed") for _, f in members)}
+        for name, key in (("val", "best_val_accuracy"), ("test", "test_accuracy")):
+            values = [r.metrics.get(key) for r, _ in members if r.metrics.get(key) is not None]
+            row[f"{name}_n"] = len(values)
+            row[f"{name}_mean"] = statistics.fmean(values) if values else None
+            row[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        out.append(row)
+    out.sort(key=lambda r: -(r["val_mean"] if r["val_mean"] is not None else -1))
+    return out
+
+
+def _mean_std(mean, std):
+    if mean is None:
+        return MISSING
+    return f"{100 * mean:.2f}%" + ("" if std is None else f" ± {100 * std:.2f}")
+
+
+def _seed_lines(groups):
+    if not groups:
+        return []
+    lines = ["## Over seeds", "",
+             "Runs whose configs differ only by `seed`: mean ± sample standard deviation over the seeds, "
+             "ranked by the mean validation accuracy (test shown, not ranked on).", "",
+             "| setting | runs | seeds | best val acc | test acc |", "|---|---|---|---|---|"]
+    lines += [f"| {g['setting'].replace('|', '&#124;')} | {g['runs']} | {', '.join(map(str, g['seeds']))} | "
+              f"{_mean_std(g['val_mean'], g['val_std'])} | {_mean_std(g['test_mean'], g['test_std'])} |" for g in groups]
+    return lines + [""]
 
 
 def _write_csv(path, keys, rows):
@@ -282,7 +341,7 @@ def _markdown_row(row, keys):
     return "| " + " | ".join(cells) + " |"
 
 
-def _write_markdown(path, keys, groups, rows, pngs, out):
+def _write_markdown(path, keys, groups, rows, pngs, out, seeds=()):
     headers = ["run", *keys, *(h for _, h in FIXED_COLUMNS)]
     lines = [
         "# Run comparison",
@@ -309,6 +368,7 @@ def _write_markdown(path, keys, groups, rows, pngs, out):
             *(_markdown_row(r, keys) for r in rows if r["data"] == label),
             "",
         ]
+    lines += _seed_lines(seeds)
     for png in pngs:
         rel = Path(os.path.relpath(png, out)).as_posix()
         lines += [f"![{Path(png).stem}]({rel})", ""]
