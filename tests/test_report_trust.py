@@ -58,6 +58,9 @@ def test_compare_curves_plot_history_epochs_not_plus_one(tmp_path, saved_figures
         (ax,) = figure_named(saved_figures, stem).axes
         xs = [list(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) > 1]
         assert xs and all(x == [1, 2, 3] for x in xs), (stem, xs)
+        # each run's best epoch (metrics.json best_epoch: 2) starred on its validation curve
+        stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+        assert len(stars) == 2 and all(list(line.get_xdata()) == [2] for line in stars)
 
 
 def test_resources_figure_plots_history_epochs(tmp_path, saved_figures):
