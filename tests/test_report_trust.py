@@ -512,3 +512,27 @@ def test_sweep_seeds_option_repeats_every_point(cli, tmp_path):
                  "optim.lr=0.1,0.01", "--seeds", "0,1,2", "--name", "s", "--dry-run")
     assert result.exit_code == 0, (result.output, result.exception)
     assert "6 runs" in result.output and result.output.count("seed=") == 6
+
+
+# --- augmented training images as the model sees them --------------------------------------
+
+def test_augmented_batch_shows_the_models_own_augmentation(tmp_path, saved_figures):
+    from kerasclf.config import load_config
+    from kerasclf.training.assemble import prepare
+    from kerasclf.training.augmented_view import augmented_images, write_augmented_batch
+
+    base = ["data.source=synthetic", "model.name=cnn", "model.filters=[4]", "model.dense=[8]", f"train.log_dir={tmp_path}"]
+    plain = prepare(load_config(None, base))
+    assert write_augmented_batch(plain.model, plain.data.train, plain.data.info.class_names, tmp_path / "a.png") is None
+    prepared = prepare(load_config(None, [*base, "augment.flip=true", "augment.flip_mode=alternate", "augment.crop_padding=3"]))
+    split, names = prepared.data.train, prepared.data.info.class_names
+    x = np.asarray(split.x[:4])
+    out, layers = augmented_images(prepared.model, x)
+    assert layers == ["aug_flip", "aug_crop"] and out.shape == x.shape
+    preprocessed = np.asarray(prepared.model.get_layer("preprocess")(x))
+    assert not np.allclose(out, preprocessed)  # the layers ran in training mode
+    write_augmented_batch(prepared.model, split, names, tmp_path / "augmented_batch.png")
+    fig = figure_named(saved_figures, "augmented_batch")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 16 and sum(t.endswith("augmented") for t in titles) == 8
+    assert {t.split("\n")[0] for t in titles} == set(names)  # drawn across the classes

@@ -206,6 +206,8 @@ def _run_facts(model, run_dir):
         run = json.loads(metrics.read_text())
         facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds",
                                            "first_epoch_seconds", "steady_seconds_per_epoch") if k in run})
+    if (run_dir / "augmented_batch.png").is_file():
+        facts["augmented_batch"] = str(run_dir / "augmented_batch.png")
     flow = sorted((run_dir / "gradient_flow").glob("epoch_*.png"))
     if flow:
         facts["gradient_flow_figures"] = [str(p) for p in flow]

@@ -119,6 +119,18 @@ def run_section(ctx):
     return lines + [""]
 
 
+@register_section("augmented_batch", description="training images as the model sees them after augmentation", order=84)
+def augmented_batch_section(ctx):
+    path = (ctx.run or {}).get("augmented_batch")
+    if not path:
+        return []
+    rel = Path(os.path.relpath(path, ctx.out)).as_posix()
+    return ["## Augmented training images", "",
+            "Each training image beside what the model's augmentation layers make of it (written when training "
+            "starts; each shown image is stretched to its own range; mixup/cutmix are not shown):", "",
+            f"![augmented training images]({rel})", ""]
+
+
 @register_section("gradient_flow", description="links to the run's gradient-flow figures (train.gradient_flow_every)", order=85)
 def gradient_flow_section(ctx):
     figures = (ctx.run or {}).get("gradient_flow_figures") or []

@@ -142,6 +142,10 @@ def _train(cfg, prepared, feeder, keeper, verbose):
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
     write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
+    if keeper.next_epoch == 0 and len(data.train):
+        from kerasclf.training.augmented_view import write_augmented_batch
+
+        write_augmented_batch(model, data.train, data.info.class_names, run_dir / "augmented_batch.png", seed=cfg.seed)
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
