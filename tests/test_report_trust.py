@@ -377,7 +377,7 @@ def test_report_names_files_plots_aux_loss_sorted_per_class_and_links_gradient_f
     widths = [bar.get_width() for bar in ax.patches]
     per_class = [np.mean(prob[y == c].argmax(1) == c) for c in range(3)]
     assert widths == sorted(per_class)
-    assert [t.get_text() for t in ax.get_yticklabels()][0] == "abc"[int(np.argmin(per_class))]
+    assert ax.get_yticklabels()[0].get_text() == "abc"[int(np.argmin(per_class))]
 
     md = (out / "report.md").read_text()
     assert "## Gradient flow" in md and "(../../gradient_flow/epoch_001.png)" in md

@@ -126,8 +126,8 @@ def augmented_batch_section(ctx):
         return []
     rel = Path(os.path.relpath(path, ctx.out)).as_posix()
     return ["## Augmented training images", "",
-            "Each training image beside what the model's augmentation layers make of it (written when training "
-            "starts; each shown image is stretched to its own range; mixup/cutmix are not shown):", "",
+            ("Each training image beside what the model's augmentation layers make of it (written when training "
+             "starts; each shown image is stretched to its own range; mixup/cutmix are not shown):"), "",
             f"![augmented training images]({rel})", ""]
 
 

@@ -20,6 +20,8 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from kerasclf.studies.runs import find_runs, load_run, run_labels
 
 # Keys that differ between runs without being a difference in the experiment.
@@ -93,7 +95,7 @@ def _monitored_value(run, monitor):
     from kerasclf.evaluation.figures import _read_history
 
     column = _read_history(run.history_csv).get(monitor)
-    if column is None or len(column) < best or not column[best - 1] == column[best - 1]:  # NaN: no value
+    if column is None or len(column) < best or np.isnan(column[best - 1]):  # NaN: no value that epoch
         return None
     return float(column[best - 1])
 
@@ -106,9 +108,9 @@ def ranking(runs):
     """
     monitors = {r.metrics.get("monitor") for r in runs}
     monitor = monitors.pop() if len(monitors) == 1 else None
-    if monitor and monitor.startswith("val_") and "accuracy" not in monitor and "loss" in monitor:
-        if any(_monitored_value(r, monitor) is not None for r in runs):
-            return ("monitored", False,
+    lower_is_better = bool(monitor) and monitor.startswith("val_") and "loss" in monitor
+    if lower_is_better and any(_monitored_value(r, monitor) is not None for r in runs):
+        return ("monitored", False,
                     f"ranked by {monitor} at each run's best epoch, the validation metric the runs monitored (lower is better)")
     if any(r.metrics.get("best_val_accuracy") is not None for r in runs):
         why = "the validation metric the runs monitored" if monitor == "val_accuracy" else "validation accuracy at each run's best epoch"
@@ -278,8 +280,8 @@ def _seed_lines(groups):
     if not groups:
         return []
     lines = ["## Over seeds", "",
-             "Runs whose configs differ only by `seed`: mean ± sample standard deviation over the seeds, "
-             "ranked by the mean validation accuracy (test shown, not ranked on).", "",
+             ("Runs whose configs differ only by `seed`: mean ± sample standard deviation over the seeds, "
+              "ranked by the mean validation accuracy (test shown, not ranked on)."), "",
              "| setting | runs | seeds | best val acc | test acc |", "|---|---|---|---|---|"]
     lines += [f"| {g['setting'].replace('|', '&#124;')} | {g['runs']} | {', '.join(map(str, g['seeds']))} | "
               f"{_mean_std(g['val_mean'], g['val_std'])} | {_mean_std(g['test_mean'], g['test_std'])} |" for g in groups]
@@ -346,11 +348,11 @@ def _write_markdown(path, keys, groups, rows, pngs, out, seeds=()):
     lines = [
         "# Run comparison",
         "",
-        f"{sum(r['kind'] == 'run' for r in rows)} runs. Columns before `model` are the config keys that differ "
-        "between the runs. Test accuracy is shown but never ranks runs (that would be model selection on the "
-        "test set). The random classifier guesses uniformly (1 / classes). Times: `train wall s` is the "
-        "training loop (every epoch with its validation, not data loading, evaluation or process start); "
-        "`first epoch s` includes compiling the model; `steady s / epoch` is the median of the later epochs.",
+        (f"{sum(r['kind'] == 'run' for r in rows)} runs. Columns before `model` are the config keys that differ "
+         "between the runs. Test accuracy is shown but never ranks runs (that would be model selection on the "
+         "test set). The random classifier guesses uniformly (1 / classes). Times: `train wall s` is the "
+         "training loop (compiling and every epoch with its validation; not data loading, evaluation or process "
+         "start); `first epoch s` includes compiling the model; `steady s / epoch` is the median of the later epochs."),
         "",
     ]
     if len(groups) > 1:
@@ -361,7 +363,7 @@ def _write_markdown(path, keys, groups, rows, pngs, out, seeds=()):
         else:
             lines += [f"Data: {label}.", ""]
         lines += [
-            f"Runs {text}." if not text.startswith("not ranked") else f"Runs {text}.",
+            f"Runs {text}.",
             "",
             "| " + " | ".join(headers) + " |",
             "|" + "---|" * len(headers),

@@ -98,10 +98,10 @@ def plot_lr_find(lrs, smoothed, suggestion, path, title):
 
 def lr_find(cfg, start=1e-7, end=10.0, steps=100, out_dir=None):
     """Run the range test for `cfg`; returns {"out_dir", "suggestion", "lrs", "losses"}."""
+    from kerasclf.config import label_format
     from kerasclf.training.assemble import prepare
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.run import _mixing_fn, compile_model
-    from kerasclf.config import label_format
 
     if not 0 < start < end:
         from kerasclf.errors import ConfigError
@@ -124,8 +124,7 @@ def lr_find(cfg, start=1e-7, end=10.0, steps=100, out_dir=None):
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "lr_find.csv", "w") as f:
         f.write("step,learning_rate,loss,smoothed_loss\n")
-        for i, (lr, loss, sm) in enumerate(zip(lrs, test.losses, smoothed), start=1):
-            f.write(f"{i},{lr:.6g},{loss:.6g},{sm:.6g}\n")
+        f.writelines(f"{i},{lr:.6g},{loss:.6g},{sm:.6g}\n" for i, (lr, loss, sm) in enumerate(zip(lrs, test.losses, smoothed), start=1))
     plot_lr_find(lrs, smoothed, suggestion, out / "lr_find.png",
                  f"LR range test: {cfg.model.name}, {cfg.optim.name}, batch {cfg.data.batch_size} ({len(lrs)} batches)")
     (out / "lr_find.json").write_text(json.dumps({
