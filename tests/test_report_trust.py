@@ -536,3 +536,29 @@ def test_augmented_batch_shows_the_models_own_augmentation(tmp_path, saved_figur
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert len(titles) == 16 and sum(t.endswith("augmented") for t in titles) == 8
     assert {t.split("\n")[0] for t in titles} == set(names)  # drawn across the classes
+
+
+# --- Grad-CAM ------------------------------------------------------------------------------
+
+def test_grad_cam_of_a_linear_gap_model_is_its_feature_map():
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("Grad-CAM takes gradients with TensorFlow's GradientTape")
+    from kerasclf.evaluation.gradcam import grad_cam
+
+    inputs = keras.Input((6, 6, 1))
+    fmap = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(fmap)
+    dense = keras.layers.Dense(2, use_bias=False, name="head")
+    outputs = keras.layers.Softmax()(dense(pooled))
+    model = keras.Model(inputs, outputs)
+    dense.set_weights([np.array([[1.0, -1.0]])])
+    image = np.zeros((1, 6, 6, 1), np.float32)
+    image[0, 1, 1, 0], image[0, 4, 2, 0] = 2.0, 1.0
+    # the score of class 0 rises with every position alike (GAP, positive weight): the map is
+    # the feature map itself, scaled to a maximum of 1; class 1 falls everywhere: ReLU leaves 0
+    (cam,) = grad_cam(model, image, [0], layer_name="conv")
+    np.testing.assert_allclose(cam, image[0, ..., 0] / 2.0, atol=1e-5)
+    (cam1,) = grad_cam(model, image, [1], layer_name="conv")
+    assert np.all(cam1 == 0)

@@ -106,6 +106,7 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
         paths=getattr(chosen, "paths", None),
     )
     _log_to_tensorboard(run_dir, out.name, result, chosen.y, probs)
+    _add_gradcam(model, chosen, probs, labels.class_names, out)
     if embeddings:
         from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 
@@ -239,6 +240,21 @@ def hyperparameters(config_yaml):
 def _short(names, n=6):
     names = list(names)
     return "[" + ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "") + "]"
+
+
+def _add_gradcam(model, chosen, probs, class_names, out):
+    """misclassified_gradcam.png, linked at the end of report.md, where the model has a
+    convolutional feature map (kerasclf.evaluation.gradcam)."""
+    from kerasclf.evaluation.gradcam import plot_gradcam_gallery
+
+    if getattr(chosen, "x", None) is None or not hasattr(chosen.x, "__getitem__"):
+        return None
+    path = plot_gradcam_gallery(model, chosen.x, chosen.y, probs, class_names, out / "misclassified_gradcam.png")
+    report = out / "report.md"
+    if path and report.is_file():
+        caption = "Grad-CAM on the misclassified images (predicted class; red: where the score rose)"
+        report.write_text(report.read_text().rstrip("\n") + f"\n\n### {caption}\n\n![{caption}](misclassified_gradcam.png)\n")
+    return path
 
 
 def _projector_to_tensorboard(projector, target):
