@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.runs.atomic import atomic_open, write_text
 from kerasclf.evaluation import figures
 from kerasclf.evaluation.metrics import (
-    as_labels,
     accuracy_step_points,
+    as_labels,
     as_probs,
     calibration,
     classification_summary,
     roc_curves,
     to_jsonable,
 )
+from kerasclf.evaluation.resource_figures import plot_resources
 from kerasclf.evaluation.sections import ReportContext, per_class_table, render
-
+from kerasclf.runs.atomic import atomic_open, write_text
 
 MAX_ACCURACY_STEP = 2.0  # percentage points one image may move a split's accuracy before a warning
 
@@ -136,8 +136,6 @@ def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, image
                     "curves_lr": "learning rate", "curves_aux_loss": "auxiliary (triplet/center) loss"}
         for path in figures.plot_history(history_csv, out, best_epoch):
             pngs.append((f"Training curve: {captions.get(Path(path).stem, Path(path).stem)}", path))
-        from kerasclf.evaluation.resource_figures import plot_resources
-
         resources = plot_resources(history_csv, out / "resources.png")
         if resources:
             pngs.append(("System resources per epoch", resources))

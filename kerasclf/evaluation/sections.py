@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from kerasclf.evaluation.metrics import most_confused_pairs
 from kerasclf.registry import REPORT_SECTIONS
 
 register_section = REPORT_SECTIONS.register
@@ -160,8 +163,6 @@ def per_class_section(ctx):
 
 @register_section("most_confused", description="the class pairs most often confused (true -> predicted)", order=32, tasks=("multiclass",))
 def most_confused_section(ctx):
-    from kerasclf.evaluation.metrics import most_confused_pairs
-
     pairs = most_confused_pairs(ctx.summary["confusion"], [row["class"] for row in ctx.summary["per_class"]])
     if not pairs:
         return []
@@ -175,8 +176,6 @@ TOP_LOSSES = 10
 
 @register_section("top_losses", description="the images with the highest loss, with their files", order=34, tasks=("multiclass",))
 def top_losses_section(ctx):
-    import numpy as np
-
     y_true, y_prob = ctx.arrays.get("y_true"), ctx.arrays.get("y_prob")
     if y_true is None or y_prob is None or not len(y_true):
         return []

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import keras
 
+from kerasclf.keras_private import set_tensorboard_train_step, tensorboard_train_step, tensorboard_writers
 from kerasclf.runs.atomic import atomic_path, write_text
 
 
@@ -87,12 +88,12 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._global_train_batch = self.start_batch
+        set_tensorboard_train_step(self, self.start_batch)
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, None)  # the graph and profiler: Keras's; the scalars: below
         for name, value in (logs if isinstance(logs, dict) else {}).items():
-            self.summary.scalar(f"per_step/{name}", value, step=self._global_train_batch)
+            self.summary.scalar(f"per_step/{name}", value, step=tensorboard_train_step(self))
 
     def _log_epoch_metrics(self, epoch, logs):
         """Keras's epoch scalars at step epoch + 1 (history.csv's numbering); system figures apart."""
@@ -111,11 +112,9 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
         with self.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
             if self.confusion_image is not None:
-                import tensorflow as tf  # a TensorBoard callback runs only where TensorFlow is installed
-
-                with self._val_writer.as_default():
-                    tf.summary.image("epoch_confusion_matrix", self.confusion_image()[None], step=epoch + 1)
-        for writer in self._writers.values():
+                with self._val_writer.as_default():  # self.summary: tf.summary (the callback needs TensorFlow)
+                    self.summary.image("epoch_confusion_matrix", self.confusion_image()[None], step=epoch + 1)
+        for writer in tensorboard_writers(self):
             writer.flush()
 
     def on_test_end(self, logs=None):
@@ -124,4 +123,4 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
     @property
     def batches_done(self):
         """Batch-level steps written so far (the next fit's start_batch)."""
-        return self._global_train_batch
+        return tensorboard_train_step(self)

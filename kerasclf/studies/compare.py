@@ -17,12 +17,16 @@ and compare warns. Failed and unfinished runs are listed last with their state (
 import csv
 import json
 import os
+import statistics
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from kerasclf.studies.runs import find_runs, load_run, run_labels
+from kerasclf.plotting import read_history
+from kerasclf.studies.compare_figures import plot_overlaid_curves
+from kerasclf.studies.hparams import write_hparams
+from kerasclf.studies.runs import find_runs, flatten, load_run, run_labels
 
 # Keys that differ between runs without being a difference in the experiment.
 IGNORED_KEYS = {"train.log_dir", "train.run_name", "data.data_dir", "train.verbose"}
@@ -46,18 +50,6 @@ DATA_KEYS = ("source", "classes", "limit_per_class", "val_fraction", "test_fract
              "svhn_extra", "image_size", "resize")
 DATA_DIFFERS_TEXT = ("These runs were trained and scored on different data, so their accuracies are not "
                      "comparable: one table, ranking and best run per data set")
-
-
-def flatten(config, prefix=""):
-    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; lists stay values."""
-    out = {}
-    for key, value in (config or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def varying_keys(configs):
@@ -92,9 +84,7 @@ def _monitored_value(run, monitor):
     best = run.metrics.get("best_epoch")
     if not best or not run.history_csv:
         return None
-    from kerasclf.evaluation.figures import _read_history
-
-    column = _read_history(run.history_csv).get(monitor)
+    column = read_history(run.history_csv).get(monitor)
     if column is None or len(column) < best or np.isnan(column[best - 1]):  # NaN: no value that epoch
         return None
     return float(column[best - 1])
@@ -207,12 +197,8 @@ def write_comparison(run_dirs, out_dir, curves=True, hparams=True):
     paths = {"csv": _write_csv(out / "comparison.csv", keys, rows)}
     pngs = []
     if curves:
-        from kerasclf.studies.compare_figures import plot_overlaid_curves
-
         pngs = plot_overlaid_curves(runs, run_labels([r.path for r in runs]), out)
     if hparams:
-        from kerasclf.studies.hparams import write_hparams
-
         paths["hparams"] = write_hparams(runs, run_labels([r.path for r in runs]), keys, out / "hparams")
     paths["markdown"] = _write_markdown(out / "comparison.md", keys, groups, rows, pngs, out, seeds)
     if seeds:
@@ -242,8 +228,6 @@ def seed_groups(runs, keys):
     """Finished runs that differ only by `seed`, as [{"setting", "runs", "seeds", "val_mean",
     "val_std", "test_mean", "test_std"}] (std: sample standard deviation, n - 1), ranked by the
     mean validation accuracy; groups of one run are left out."""
-    import statistics
-
     setting_keys = [k for k in keys if k != "seed"]
     groups = {}
     for run in runs:

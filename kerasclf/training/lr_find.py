@@ -17,7 +17,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kerasclf.evaluation.figures import _new_figure, _save
+from kerasclf.config import label_format
+from kerasclf.errors import ConfigError
+from kerasclf.plotting import new_figure, save_figure
+from kerasclf.training.assemble import prepare
+from kerasclf.training.feeding import choose_feeder
+from kerasclf.training.run import _mixing_fn, compile_model
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 SMOOTHING = 0.98  # fastai's beta
@@ -76,7 +81,7 @@ class RangeTest(keras.callbacks.Callback):
 
 def plot_lr_find(lrs, smoothed, suggestion, path, title):
     """Smoothed loss against the learning rate (log axis), the suggested rate marked."""
-    fig = _new_figure(6.5, 4.2)
+    fig = new_figure(6.5, 4.2)
     ax = fig.add_subplot()
     ax.plot(lrs, smoothed, color="tab:blue", label="loss (smoothed)")
     for key, colour, text in (("steepest", "tab:red", "suggested (steepest descent)"),
@@ -93,19 +98,12 @@ def plot_lr_find(lrs, smoothed, suggestion, path, title):
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def lr_find(cfg, start=1e-7, end=10.0, steps=100, out_dir=None):
     """Run the range test for `cfg`; returns {"out_dir", "suggestion", "lrs", "losses"}."""
-    from kerasclf.config import label_format
-    from kerasclf.training.assemble import prepare
-    from kerasclf.training.feeding import choose_feeder
-    from kerasclf.training.run import _mixing_fn, compile_model
-
     if not 0 < start < end:
-        from kerasclf.errors import ConfigError
-
         raise ConfigError(f"lr-find needs 0 < --start < --end. Received: start={start}, end={end}.")
     cfg.optim = replace(cfg.optim, schedule="constant", warmup_epochs=0.0, lookahead_every=0)
     prepared = prepare(cfg)
