@@ -4,6 +4,7 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -38,9 +39,10 @@ def _run(fn, *args, **kwargs):
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
-    from kerasclf.console import show_notes, show_warnings_plainly
+    from kerasclf.console import quiet_tensorflow_retracing, show_notes, show_warnings_plainly
 
     _quiet_tensorflow()
+    quiet_tensorflow_retracing()
     show_warnings_plainly()
     show_notes()
 
@@ -153,6 +155,39 @@ def _lister(command, registry_name, help_text, footer=None, order=None):
 
 _lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda w: (
     f"{'folder:<path>':<{w}}your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)"))
+@main.command("lr-find")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Experiment YAML (configs/<dataset>/<name>.yaml).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--start", default=1e-7, show_default=True, type=float, help="Learning rate of the first batch.")
+@click.option("--end", default=10.0, show_default=True, type=float, help="Learning rate of the last batch.")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(min=10), help="Batches from --start to --end.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Default: <train.log_dir>/lr-find-<name>/.")
+def lr_find(config_path, overrides, data_dir, start, end, steps, out_dir):
+    """Learning-rate range test: loss against an exponentially growing rate, plot + suggested optim.lr."""
+    _run(_lr_find, config_path, overrides, data_dir, start, end, steps, out_dir)
+
+
+def _lr_find(config_path, overrides, data_dir, start, end, steps, out_dir):
+    from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    cfg = load_config(config_path, list(overrides))
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    from kerasclf.training.lr_find import lr_find as run_range_test
+
+    result = run_range_test(cfg, start=start, end=end, steps=steps, out_dir=out_dir)
+    s = result["suggestion"]
+    if s["steepest"] is None:
+        click.echo("Too few batches to suggest a rate: raise --steps or use more data.")
+    else:
+        click.echo(f"Suggested optim.lr: {s['steepest']:.2g} (steepest descent); minimum / 10: {s['min_over_10']:.2g}; "
+                   f"loss lowest at {s['minimum']:.2g}")
+    click.echo(f"Plot: {Path(result['out_dir']) / 'lr_find.png'}")
+
+
 @main.command()
 def models():
     """List the registered models."""
@@ -228,17 +263,20 @@ def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_clas
 @click.option("--parallel", default=1, show_default=True, type=int, help="Runs at the same time (each its own process).")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--dry-run", is_flag=True, help="List the runs, their overrides and which are finished; run nothing.")
-def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+@click.option("--seeds", default=None, metavar="S1,S2", help="Repeat every point with each seed (a grid on `seed`); compare shows mean ± std.")
+def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds):
     """Run every point of a grid into logs/<study>/<run>/, then compare them.
 
     Re-running the same command skips finished runs and re-does the others.
     """
-    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run)
+    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds)
 
 
-def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds=None):
     from kerasclf.studies.sweep import plan_sweep, run_sweep, states
 
+    if seeds:
+        grid = [*grid, f"seed={seeds}"]  # a grid key given twice is refused with a clear message
     plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
     if dry_run:
         current = states(plan)

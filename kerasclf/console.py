@@ -111,6 +111,29 @@ def show_notes():
         _NOTES.setStream(sys.stderr)
 
 
+RETRACING_TEXT = "triggered tf.function retracing"
+
+
+class _DropRetracing:
+    """logging filter: TensorFlow's 700-character "N out of the last N calls to <function>
+    triggered tf.function retracing" warning. kerasclf calls a model's predict/evaluate on
+    inputs of several shapes on purpose (the last, smaller batch; a gallery; the auxiliary
+    loss's embedding pass); each new shape traces once, which is expected, not a fault to fix."""
+
+    def filter(self, record):
+        return RETRACING_TEXT not in record.getMessage()
+
+
+def quiet_tensorflow_retracing():
+    """Drop the retracing warning from TensorFlow's Python logger (once per process; TensorFlow
+    reuses the logger named "tensorflow", so it need not be imported yet)."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _DropRetracing) for f in logger.filters):
+        logger.addFilter(_DropRetracing())
+
+
 def display(path):
     """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")

@@ -151,7 +151,7 @@ def test_every_linked_image_exists(tmp_path):
     for link in links:
         assert not Path(link).is_absolute()
         assert (out / link).is_file(), link
-    expected = {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png",
+    expected = {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "per_class_accuracy.png", "reliability.png",
                 "samples.png", "misclassified.png", "curves_loss.png", "curves_accuracy.png",
                 "curves_lr.png"}
     assert set(links) == expected == {p.name for p in out.glob("*.png")}
@@ -161,7 +161,7 @@ def test_every_linked_image_exists(tmp_path):
         assert (out / name).is_file(), name
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["index", "true", "pred", "confidence"] and len(rows) == 120
+    assert list(rows[0]) == ["index", "file", "true", "pred", "confidence", "loss"] and len(rows) == 120
     assert "split: **val**" in (out / "report.md").read_text()
 
 
@@ -169,7 +169,8 @@ def test_missing_history_and_no_images_link_only_written_files(tmp_path):
     y_true, y_prob = make_predictions(3, 60)
     write_report(tmp_path, y_true, y_prob, ["a", "b", "c"], history_csv=tmp_path / "nope.csv")
     links = linked_files(tmp_path / "report.md")
-    assert set(links) == {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png"}
+    assert set(links) == {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "per_class_accuracy.png",
+                          "reliability.png"}
 
 
 def test_misclassified_gallery_without_mistakes(tmp_path):

@@ -38,6 +38,12 @@ def _colours(n):
     return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
 
 
+def marker_size(count, dims=2):
+    """Scatter marker area (points^2): large for a few hundred points, smaller as they crowd."""
+    size = float(np.clip(6000.0 / max(count, 1), 14.0, 60.0))
+    return size * (0.8 if dims == 3 else 1.0)
+
+
 def plot_tsne(points, labels, class_names, path, title):
     """Scatter of 2-D or 3-D t-SNE points coloured by class (legend up to 20 classes)."""
     dims = points.shape[1]
@@ -47,10 +53,11 @@ def plot_tsne(points, labels, class_names, path, title):
     for c, name in enumerate(class_names):
         mask = labels == c
         if mask.any():
-            ax.scatter(*points[mask].T, s=6, color=colours[c], label=name, alpha=0.8)
+            ax.scatter(*points[mask].T, s=marker_size(len(points), dims), color=colours[c], label=name,
+                       alpha=0.8, linewidths=0)
     ax.set_title(title)
     if len(class_names) <= MAX_LEGEND_CLASSES:
-        fig.legend(loc="outside right upper", markerscale=3, fontsize=8)
+        fig.legend(loc="outside right upper", markerscale=1.5, fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return save_figure(fig, path)
 

@@ -10,6 +10,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from kerasclf.evaluation.metrics import most_confused_pairs
 from kerasclf.registry import REPORT_SECTIONS
 
 register_section = REPORT_SECTIONS.register
@@ -48,10 +51,14 @@ def summary_section(ctx):
     lines = [
         f"- split: **{ctx.split}**",
         f"- size: {summary['size']}",
-        f"- accuracy: **{100 * summary['accuracy']:.2f}%**",
+        f"- accuracy: **{100 * summary['accuracy']:.2f}%**"
+        + (f" (one image moves it by {metrics['accuracy_step_points']:.1f} points: differences of a few points are noise)"
+           if (metrics.get("accuracy_step_points") or 0) > 2.0 else ""),
         f"- macro F1: {metrics['f1_macro']:.4f}",
         f"- macro ROC AUC (one-vs-rest): {'n/a' if auc is None else f'{auc:.4f}'}",
     ]
+    if metrics.get("ece") is not None:
+        lines.append(f"- expected calibration error (10 confidence bins): {metrics['ece']:.3f}")
     if summary["best_class"] is not None:
         lines += [
             f"- best class: **{summary['best_class']}** {by_name[summary['best_class']]}",
@@ -62,6 +69,7 @@ def summary_section(ctx):
 
 # (key, label) of the run facts the "run" section shows, in order; missing keys are left out.
 RUN_FIELDS = (
+    ("run_name", "run"),
     ("model", "model"),
     ("dataset", "trained on"),
     ("loss", "loss"),
@@ -73,8 +81,25 @@ RUN_FIELDS = (
     ("epochs_run", "epochs run"),
     ("best_epoch", "best epoch"),
     ("best_val_accuracy", "best validation accuracy"),
-    ("wall_seconds", "training wall time (s)"),
+    ("wall_seconds", "training wall time (compiling and every epoch with its validation)"),
+    ("first_epoch_seconds", "first epoch (includes compiling the model)"),
+    ("steady_seconds_per_epoch", "steady time per epoch (median of epochs 2..N)"),
 )
+SECONDS_FIELDS = {"wall_seconds", "first_epoch_seconds", "steady_seconds_per_epoch"}
+PERCENT_FIELDS = {"best_val_accuracy"}
+
+
+def run_value(key, value):
+    """A run fact as report.md shows it: seconds as "10.8 s", accuracies as percentages."""
+    if key in SECONDS_FIELDS:
+        return f"{value:.1f} s"
+    if key in PERCENT_FIELDS:
+        return f"{100 * value:.2f}%"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 @register_section("run", description="the model and its training run: parameters, weight layers, frozen layers, best epoch", order=20)
@@ -85,14 +110,43 @@ def run_section(ctx):
     lines = ["## Run", ""]
     for key, label in RUN_FIELDS:
         if run.get(key) is not None:
-            value = run[key]
-            value = f"{value:,}" if isinstance(value, int) else (f"{value:.4f}" if isinstance(value, float) else value)
-            lines.append(f"- {label}: {value}")
+            lines.append(f"- {label}: {run_value(key, run[key])}")
     frozen = run.get("frozen_layers") or []
     if frozen:
         shown = ", ".join(frozen[:20]) + (f", ... ({len(frozen)} in all)" if len(frozen) > 20 else "")
         lines.append(f"- frozen layers: {shown}")
+    hyper = run.get("hyperparameters") or {}
+    if hyper:
+        lines += ["", "Hyperparameters (config.yaml; the keys always shown plus every key set away from its default):", "",
+                  "| key | value |", "|---|---|"]
+        lines += [f"| `{k}` | {str(v).replace('|', '&#124;')} |" for k, v in hyper.items()]
     return lines + [""]
+
+
+@register_section("augmented_batch", description="training images as the model sees them after augmentation", order=84)
+def augmented_batch_section(ctx):
+    path = (ctx.run or {}).get("augmented_batch")
+    if not path:
+        return []
+    rel = Path(os.path.relpath(path, ctx.out)).as_posix()
+    return ["## Augmented training images", "",
+            ("Each training image beside what the model's augmentation layers make of it (written when training "
+             "starts; each shown image is stretched to its own range; mixup/cutmix are not shown):"), "",
+            f"![augmented training images]({rel})", ""]
+
+
+@register_section("gradient_flow", description="links to the run's gradient-flow figures (train.gradient_flow_every)", order=85)
+def gradient_flow_section(ctx):
+    figures = (ctx.run or {}).get("gradient_flow_figures") or []
+    if not figures:
+        return []
+    lines = ["## Gradient flow", "",
+             "Mean and max absolute gradient per layer on a fixed probe batch (epoch 0: the initial weights):", ""]
+    for path in figures:
+        rel = Path(os.path.relpath(path, ctx.out)).as_posix()
+        lines.append(f"- [{Path(path).stem.replace('_', ' ')}]({rel})")
+    last = Path(os.path.relpath(figures[-1], ctx.out)).as_posix()
+    return lines + ["", f"![gradient flow, last]({last})", ""]
 
 
 def per_class_table(per_class):
@@ -106,6 +160,40 @@ def per_class_table(per_class):
 @register_section("per_class", description='per-class accuracy as "93.40% (934/1000)"', order=30, tasks=("multiclass",))
 def per_class_section(ctx):
     return ["## Per-class accuracy", "", *per_class_table(ctx.summary["per_class"]), ""]
+
+
+@register_section("most_confused", description="the class pairs most often confused (true -> predicted)", order=32, tasks=("multiclass",))
+def most_confused_section(ctx):
+    pairs = most_confused_pairs(ctx.summary["confusion"], [row["class"] for row in ctx.summary["per_class"]])
+    if not pairs:
+        return []
+    lines = ["## Most confused classes", "", "| true | predicted as | images | share of the true class |", "|---|---|---|---|"]
+    lines += [f"| {t} | {p} | {n} | {share:.1%} |" for t, p, n, share in pairs]
+    return lines + [""]
+
+
+TOP_LOSSES = 10
+
+
+@register_section("top_losses", description="the images with the highest loss, with their files", order=34, tasks=("multiclass",))
+def top_losses_section(ctx):
+    y_true, y_prob = ctx.arrays.get("y_true"), ctx.arrays.get("y_prob")
+    if y_true is None or y_prob is None or not len(y_true):
+        return []
+    names = [row["class"] for row in ctx.summary["per_class"]]
+    paths = ctx.arrays.get("paths")
+    p_true = y_prob[np.arange(len(y_true)), y_true]
+    loss = -np.log(np.clip(p_true, 1e-12, None))
+    order = np.argsort(-loss, kind="stable")[:TOP_LOSSES]
+    lines = [f"## Top {len(order)} losses", "",
+             "Cross-entropy of each image's true class (predictions.csv has every image's):", "",
+             "| # | file | true | predicted | p(predicted) | p(true) | loss |", "|---|---|---|---|---|---|---|"]
+    for rank, i in enumerate(order, start=1):
+        file = "—" if paths is None else f"`{paths[i]}`"
+        pred = int(y_prob[i].argmax())
+        lines.append(f"| {rank} | {file} | {names[y_true[i]]} | {names[pred]} | {y_prob[i, pred]:.3f} | "
+                     f"{p_true[i]:.3f} | {loss[i]:.3f} |")
+    return lines + [""]
 
 
 @register_section("classification_report", description="sklearn's classification report", order=40, tasks=("multiclass",))

@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Union
 
+from sklearn.metrics import confusion_matrix
+
 from kerasclf.backend import have_tensorboard
 from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import Config, data_task, label_format
@@ -20,6 +22,7 @@ from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import write_splits
 from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
 from kerasclf.evaluation.evaluate import evaluate_checkpoint
+from kerasclf.evaluation.figures import confusion_matrix_image
 from kerasclf.layers.jit import warn_if_not_jit
 from kerasclf.layers.mixing import batch_mixer
 from kerasclf.losses import build_loss
@@ -30,6 +33,7 @@ from kerasclf.runs.keeper import Resume, RunKeeper
 from kerasclf.runs.rundir import unlock_run_dir
 from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
+from kerasclf.training.augmented_view import write_augmented_batch
 from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
 from kerasclf.training.epoch_hooks import EpochHooks
 from kerasclf.training.feeding import choose_feeder
@@ -70,7 +74,21 @@ def _monitor(cfg, has_val):
     return monitor, ("min" if "loss" in monitor else "max")
 
 
-def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0, keep_best=True):
+def validation_confusion(model, split, class_names, batch_size):
+    """() -> the validation confusion matrix image of `model` now (TensorBoard, every epoch);
+    None without a validation split."""
+    if split is None or len(split) == 0:
+        return None
+    def image():
+        probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
+        pred = probs.argmax(-1) if probs.shape[-1] > 1 else (probs[:, 0] > 0.5).astype(int)
+        cm = confusion_matrix(split.y, pred, labels=range(len(class_names)))
+        return confusion_matrix_image(cm, class_names, title=f"validation ({len(split)} images)")
+
+    return image
+
+
+def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=0, keep_best=True, confusion=None):
     """The run's callbacks for one phase: best.keras is only replaced by an epoch that beats
     the best of the epochs already in the history (an earlier phase or session). `keeper`
     (training/keeper.py) gives the history writer, TensorBoard and early stopping that
@@ -86,7 +104,8 @@ def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_st
         ))
     callbacks += [checkpoint_cls(str(run_dir / "last.keras")), keeper.history]
     if have_tensorboard():
-        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False))
+        callbacks.append(keeper.tensorboard(str(run_dir / "tensorboard"), update_freq=10, write_graph=False,
+                                            confusion_image=confusion))
     if cfg.train.early_stop_patience:
         callbacks.append(
             keeper.early_stopping(phase_start, monitor=monitor, mode=mode, patience=cfg.train.early_stop_patience)
@@ -131,6 +150,8 @@ def _train(cfg, prepared, feeder, keeper, verbose):
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
     write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
+    if keeper.next_epoch == 0 and len(data.train):
+        write_augmented_batch(model, data.train, data.info.class_names, run_dir / "augmented_batch.png", seed=cfg.seed)
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
@@ -150,6 +171,10 @@ def _train(cfg, prepared, feeder, keeper, verbose):
         if "batch_size" in val:
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     first, total = cfg.train.epochs, cfg.train.epochs + cfg.train.finetune_epochs
+    confusion = None
+    if data.info.task == "multiclass":  # one label per image: a confusion matrix says where it goes
+        confusion = validation_confusion(model, data.val if has_val else None, data.info.class_names,
+                                         cfg.data.batch_size)
 
     def log():
         return _history_log(keeper.history.rows)
@@ -158,7 +183,7 @@ def _train(cfg, prepared, feeder, keeper, verbose):
         compile_model(fit_model, cfg, steps, **compile_kwargs)
         keeper.restore(fit_model, phase)
         callbacks = _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=start,
-                               keep_best=keep_best)
+                               keep_best=keep_best, confusion=confusion)
         callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=start)
         _fit(fit_model, fit_kwargs, keeper.guard(callbacks, phase, end, steps), max(start, keeper.next_epoch), end,
              verbose)
@@ -242,8 +267,21 @@ def _evaluate_after(checkpoint, data, split, embeddings=False, threshold=0.5):
         return None
 
 
+def epoch_times(seconds):
+    """(first epoch s, steady s per epoch) from history's epoch_seconds: the first epoch also
+    compiles the model (seconds against a fraction of that later), so the steady figure is
+    the median of the later epochs (robust to a slow one); None for it with a single epoch."""
+    seconds = [float(s) for s in seconds if isinstance(s, (int, float)) and s == s]
+    if not seconds:
+        return None, None
+    later = sorted(seconds[1:])
+    steady = None if not later else (later[len(later) // 2] if len(later) % 2 else sum(later[len(later) // 2 - 1: len(later) // 2 + 1]) / 2)
+    return round(seconds[0], 2), None if steady is None else round(steady, 2)
+
+
 def _run_metrics(summary, log, monitor, wall, interrupted):
     values = log.get(monitor, [])
+    first, steady = epoch_times(log.get("epoch_seconds", []))
     best = (min if "loss" in monitor else max)(range(len(values)), key=values.__getitem__) if values else None
     return {
         **summary,
@@ -253,8 +291,13 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
         "best_val_accuracy": None if best is None or "val_accuracy" not in log else float(log["val_accuracy"][best]),
         "final_train_accuracy": float(log["accuracy"][-1]) if log.get("accuracy") else None,
         "test_accuracy": None,
+        # from the moment data and model are built to the end of the last epoch: compiling and
+        # every epoch with its validation pass; not loading data, the final test evaluation,
+        # reports or the process start
         "wall_seconds": round(wall, 2),
-        "seconds_per_epoch": round(wall / len(values), 2) if values else None,
+        "seconds_per_epoch": round(wall / len(values), 2) if values else None,  # wall / epochs, compilation included
+        "first_epoch_seconds": first,  # includes compiling the train and validation steps
+        "steady_seconds_per_epoch": steady,  # median of epochs 2..N
         "interrupted": interrupted,
     }
 
