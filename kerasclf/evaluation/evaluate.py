@@ -117,8 +117,9 @@ def evaluate_checkpoint(
                                title=f"{model.name} on {dataset.info.source}", split=split,
                                extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
                                run=_run_facts(model, run_dir))
-        if "confusion" in result:
-            _log_confusion_to_tensorboard(run_dir, out.name, result)
+        if "confusion" in result:  # the pixel confusion matrix and the scalars; no PR curves per pixel
+            named = {**result, "class_names": result.get("class_names") or list(labels.class_names)}
+            _log_to_tensorboard(run_dir, out.name, named, np.zeros(0), np.zeros((0, 0), np.float32))
         return result
     probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     result = write_report(
