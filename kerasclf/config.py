@@ -13,7 +13,6 @@ dependency whose error texts must be rewritten into that form anyway.
 """
 
 import dataclasses
-import inspect
 import re
 import types
 import typing
@@ -80,7 +79,7 @@ class Registered:
         import kerasclf.registry as registries
 
         registry = getattr(registries, self.registry)
-        names = registry.names()
+        names = registry.static_names()  # built-in names read from source: no Keras import here
         if value in names:
             return None
         listing = f" (`kerasclf {registry.list_command}` lists them)" if registry.list_command else ""
@@ -494,8 +493,7 @@ def _model_keys_and_weights(cfg):
     """Builder keys exist in the builder's signature; 'imagenet' only where pretrained weights exist."""
     from kerasclf.registry import MODELS
 
-    entry = MODELS.get(cfg.model.name)
-    params = inspect.signature(entry.factory).parameters
+    entry, params = MODELS.lookup(cfg.model.name)  # from source for built-ins: no Keras import
     accepted = [p for p in params if p not in ("x", "weights")]
     own = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "kwargs"]
     for name in cfg.model.kwargs:
@@ -505,7 +503,7 @@ def _model_keys_and_weights(cfg):
                 f"{did_you_mean(name, accepted + own)} Valid keys there: {', '.join(own + accepted)}."
             )
     if cfg.model.weights == "imagenet" and not entry.meta.get("pretrained"):
-        pretrained = [e.name for e in MODELS.entries() if e.meta.get("pretrained")]
+        pretrained = [n for n in MODELS.static_names() if MODELS.lookup(n)[0].meta.get("pretrained")]
         raise ConfigError(
             f"model.weights=imagenet: model '{cfg.model.name}' has no pretrained weights (it is trained from "
             f"scratch). Use model.weights=none, or a pretrained model: {', '.join(pretrained)}."
@@ -539,7 +537,7 @@ def label_format(cfg):
     when the loss takes nothing else; class indices otherwise (cheaper)."""
     from kerasclf.registry import LOSSES
 
-    accepted = LOSSES.get(cfg.loss.name).meta.get("labels", ("sparse",))
+    accepted = LOSSES.lookup(cfg.loss.name)[0].meta.get("labels", ("sparse",))
     wants_one_hot = cfg.loss.label_smoothing > 0 or cfg.augment.mixup > 0 or cfg.augment.cutmix > 0
     if wants_one_hot or "sparse" not in accepted:
         if "one_hot" not in accepted:

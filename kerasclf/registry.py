@@ -17,8 +17,12 @@ and, for a module of the package, its name in the registry's `builtin_modules` b
 (user code just imports its module before running; see README "Extending kerasclf").
 """
 
+import ast
 import importlib
+import importlib.util
+import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
@@ -32,14 +36,94 @@ class Entry:
     meta: dict
 
 
+class NotLiteral(Exception):
+    """A registration whose facts are not literals in the source (read_entries cannot read it)."""
+
+
+def _module_source(module):
+    if module.startswith("kerasclf."):  # find_spec would import the parent packages (and Keras with them)
+        base = Path(__file__).resolve().parent.joinpath(*module.split(".")[1:])
+        path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        return path.read_text(encoding="utf-8")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise NotLiteral(module)
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+def _literal(node):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise NotLiteral(ast.dump(node)) from None
+
+
+def _dotted(node):
+    """'register_model' or 'MODELS.register' for a decorator's callee, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{node.value.id}.{node.attr}"
+    return None
+
+
+def _parameters(node):
+    """Parameter names of a function (a class: of its __init__ without self), as inspect.signature gives them."""
+    if isinstance(node, ast.ClassDef):
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is None:
+            raise NotLiteral(node.name)
+        return _parameters(init)[1:]
+    a = node.args
+    names = [x.arg for x in a.posonlyargs + a.args]
+    if a.vararg:
+        names.append(a.vararg.arg)
+    names += [x.arg for x in a.kwonlyargs]
+    if a.kwarg:
+        names.append(a.kwarg.arg)
+    return names
+
+
+def read_entries(modules, decorators):
+    """{name: (Entry(name, None, description, meta), parameter names)} of the registrations in
+    `modules`, read from their source with `ast`, nothing imported. Raises NotLiteral (or
+    OSError / SyntaxError) when a registration cannot be read that way; callers then import."""
+    entries = {}
+    for module in modules:
+        tree = ast.parse(_module_source(module))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and _dotted(node.func.func) in decorators:
+                raise NotLiteral(module)  # register(...)(fn) outside a decorator: not read here
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            for decorator in node.decorator_list:
+                if not (isinstance(decorator, ast.Call) and _dotted(decorator.func) in decorators):
+                    continue
+                args = [_literal(a) for a in decorator.args]
+                if len(args) != 1 or any(k.arg is None for k in decorator.keywords):
+                    raise NotLiteral(node.name)
+                meta = {k.arg: _literal(k.value) for k in decorator.keywords}
+                doc = (ast.get_docstring(node) or "").strip().splitlines()
+                description = meta.pop("description", "") or (doc[0] if doc else "")
+                entries[args[0]] = (Entry(args[0], None, description, meta), _parameters(node))
+    return entries
+
+
 class Registry:
-    def __init__(self, kind, error=KerasclfError, list_command=None, builtin_modules=()):
+    def __init__(self, kind, error=KerasclfError, list_command=None, builtin_modules=(), decorators=(),
+                 imports_keras=True):
+        """decorators: the names the built-in modules register with (e.g. "register_model"):
+        `lookup` and `static_names` then read the built-in entries from source, without
+        importing those modules (and Keras / TensorFlow with them)."""
         self.kind = kind
         self.error = error
         self.list_command = list_command
         self.builtin_modules = tuple(builtin_modules)
+        self.decorators = frozenset(decorators)
+        self.imports_keras = imports_keras  # False: the built-in modules import neither Keras nor TensorFlow
         self._entries = {}
         self._loaded = False
+        self._static = None
 
     def register(self, name, description="", **meta):
         """Decorator; `meta` holds facts callers need before building (sizes, label formats)."""
@@ -58,9 +142,10 @@ class Registry:
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
-            from kerasclf.console import import_tensorflow_quietly
+            if self.imports_keras:
+                from kerasclf.console import import_tensorflow_quietly
 
-            import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
+                import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)
             self._loaded = True
@@ -80,6 +165,33 @@ class Registry:
     def names(self):
         return sorted(self.load()._entries)
 
+    def _static_entries(self):
+        """{name: (Entry, parameter names)} without importing the built-in modules, or None
+        when they cannot be read from source (then the caller loads the registry)."""
+        if self._loaded or not self.decorators:
+            return None
+        if self._static is None:
+            try:
+                self._static = read_entries(self.builtin_modules, self.decorators)
+            except (NotLiteral, OSError, SyntaxError):
+                self._static = False
+        return self._static or None
+
+    def static_names(self):
+        """Every registered name (built-in and already registered by plugins); imports the
+        built-in modules only when their source cannot be read (config validation uses it)."""
+        static = self._static_entries()
+        return sorted(set(self._entries) | set(static)) if static is not None else self.names()
+
+    def lookup(self, name):
+        """(Entry, parameter names) of `name`, like get() but, for a built-in entry, read from
+        source when the registry is not loaded yet: the entry's factory is then None."""
+        static = self._static_entries()
+        if name in self._entries or static is None or name not in static:
+            entry = self._entries[name] if name in self._entries else self.get(name)
+            return entry, list(inspect.signature(entry.factory).parameters)
+        return static[name]
+
     def entries(self):
         return [self._entries[n] for n in self.names()]
 
@@ -88,7 +200,7 @@ class Registry:
 
 
 MODELS = Registry(
-    "model", ModelError, list_command="models",
+    "model", ModelError, list_command="models", decorators=("register_model", "MODELS.register"),
     builtin_modules=(
         "kerasclf.models.scratch",
         "kerasclf.models.applications",
@@ -99,7 +211,7 @@ MODELS = Registry(
     ),
 )
 DATASETS = Registry(
-    "data set", DataError, list_command="datasets",
+    "data set", DataError, list_command="datasets", imports_keras=False,
     builtin_modules=(
         "kerasclf.data.sources.digits",
         "kerasclf.data.sources.synthetic",
@@ -112,9 +224,12 @@ DATASETS = Registry(
 )
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
-LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
-OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
-SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
+LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",),
+                  decorators=("register_loss", "LOSSES.register"))
+OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",),
+                      decorators=("register_optimizer", "OPTIMIZERS.register"))
+SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",),
+                     decorators=("register_schedule", "SCHEDULES.register"))
 REPORT_SECTIONS = Registry(
     "report section", ConfigError, list_command="report-sections",
     builtin_modules=("kerasclf.evaluation.sections",),

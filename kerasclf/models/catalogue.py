@@ -3,64 +3,13 @@
 `kerasclf models` only lists; importing the builder modules imports Keras, which imports
 TensorFlow (4-7 s and TensorFlow's start-up lines on the console). The `@register_model(...)`
 decorators hold their facts as literals, so they are read from the modules' source with
-`ast` instead. A decorator whose arguments are not literals makes `catalogue()` fall back to
-importing the modules (the registry then builds the listing), so the listing is never wrong;
-tests check that both give the same entries.
+`ast` instead (kerasclf.registry.read_entries, which config validation uses too). A decorator
+whose arguments are not literals makes `catalogue()` fall back to importing the modules (the
+registry then builds the listing), so the listing is never wrong; tests check that both give
+the same entries.
 """
 
-import ast
-import importlib.util
-from pathlib import Path
-
-from kerasclf.registry import Entry
-
-
-class _NotLiteral(Exception):
-    pass
-
-
-def _module_source(module):
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise _NotLiteral(module)
-    return Path(spec.origin).read_text(encoding="utf-8")
-
-
-def _literal(node):
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise _NotLiteral(ast.dump(node)) from None
-
-
-def _dotted(node):
-    """'register_model' or 'MODELS.register' for a decorator's callee, else None."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        return f"{node.value.id}.{node.attr}"
-    return None
-
-
-def _entries_in(module, decorators):
-    tree = ast.parse(_module_source(module))
-    entries = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and _dotted(node.func.func) in decorators:
-            raise _NotLiteral(module)  # register(...)(fn) outside a decorator: not read here
-        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            continue
-        for decorator in node.decorator_list:
-            if not (isinstance(decorator, ast.Call) and _dotted(decorator.func) in decorators):
-                continue
-            args = [_literal(a) for a in decorator.args]
-            if len(args) != 1 or any(k.arg is None for k in decorator.keywords):
-                raise _NotLiteral(node.name)
-            meta = {k.arg: _literal(k.value) for k in decorator.keywords}
-            doc = (ast.get_docstring(node) or "").strip().splitlines()
-            description = meta.pop("description", "") or (doc[0] if doc else "")
-            entries.append(Entry(args[0], None, description, meta))
-    return entries
+from kerasclf.registry import NotLiteral, read_entries
 
 
 def catalogue(modules=None, decorators=("register_model",), load=None):
@@ -70,9 +19,9 @@ def catalogue(modules=None, decorators=("register_model",), load=None):
     if modules is None:
         from kerasclf.registry import MODELS
 
-        modules, decorators, load = MODELS.builtin_modules, ("register_model", "MODELS.register"), MODELS.entries
+        modules, decorators, load = MODELS.builtin_modules, MODELS.decorators, MODELS.entries
     try:
-        entries = [e for module in modules for e in _entries_in(module, set(decorators))]
-    except (_NotLiteral, OSError, SyntaxError):
+        entries = [entry for entry, _ in read_entries(modules, set(decorators)).values()]
+    except (NotLiteral, OSError, SyntaxError):
         return load()
     return sorted(entries, key=lambda e: e.name)
