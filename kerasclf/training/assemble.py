@@ -26,8 +26,9 @@ def setup_backend(cfg):
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
 
 
-def prepare(cfg):
-    """Build data and model (no training)."""
+def prepare(cfg, recorded_splits=None):
+    """Build data and model (no training). `recorded_splits` (a resumed run's splits.json):
+    train, validate and test on exactly those images (kerasclf.data.provenance.resume_dataset)."""
     from kerasclf.console import import_tensorflow_quietly
     from kerasclf.data import build_dataset
     from kerasclf.models import build_model, is_checkpoint
@@ -39,6 +40,10 @@ def prepare(cfg):
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
+    if recorded_splits is not None:
+        from kerasclf.data.provenance import resume_dataset
+
+        data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
     model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
         from kerasclf.checkpoint import transfer_from_checkpoint

@@ -99,8 +99,11 @@ def train(cfg, verbose=None, resume=None):
     `resume` (training.keeper.open_resume): continue that run from its last finished epoch.
     Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
+    from kerasclf.data.provenance import read_splits
+
     keeper = None
-    prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
+    recorded = read_splits(resume.run_dir) if resume is not None else None
+    prepared = prepare(cfg, recorded)  # first: it checks log_dir and imports TensorFlow quietly
     from kerasclf.training.feeding import choose_feeder
     from kerasclf.runs.keeper import RunKeeper
     from kerasclf.runs.rundir import unlock_run_dir
@@ -114,14 +117,15 @@ def train(cfg, verbose=None, resume=None):
 
 
 def _train(cfg, prepared, feeder, keeper, verbose):
-    from kerasclf.data.provenance import write_splits
+    from kerasclf.data.provenance import FILENAME, write_splits
     from kerasclf.errors import RunStopped
     from kerasclf.losses import composite as aux_loss
     from kerasclf.training.gradient_flow import gradient_flow_callbacks
 
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
-    write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
+    if not (run_dir / FILENAME).is_file():  # a resumed run keeps its record (and trains on it: assemble.prepare)
+        write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
