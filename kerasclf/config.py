@@ -566,8 +566,49 @@ def _mixing_on_host(cfg):
         )
 
 
+def _sampler_fits_batch(cfg):
+    """P x K batches (kerasclf.data.sampler): both numbers or neither, and data.batch_size = P * K."""
+    p, k = cfg.data.sampler.classes_per_batch, cfg.data.sampler.images_per_class
+    if p is None and k is None:
+        return
+    if p is None or k is None:
+        raise ConfigError(
+            f"data.sampler needs both classes_per_batch (P) and images_per_class (K), each >= 2, got "
+            f"classes_per_batch={p!r}, images_per_class={k!r}: with P = 1 a batch has no negatives, with "
+            "K = 1 no positives. Example: data.sampler: {classes_per_batch: 16, images_per_class: 4}."
+        )
+    if cfg.data.batch_size != p * k:
+        raise ConfigError(
+            f"data.sampler gives training batches of P * K = {p} * {k} = {p * k} images but "
+            f"data.batch_size is {cfg.data.batch_size}; set data.batch_size={p * k} (it also sizes "
+            "evaluation batches and the schedule's steps per epoch)."
+        )
+
+
+def _device_table_from_memory(cfg):
+    if cfg.train.data_on_device is True and cfg.data.stream is True:
+        raise ConfigError(
+            "train.data_on_device=true copies every image to the accelerator, but data.stream=true streams "
+            "them from disk: set data.stream=false to decode them into memory, or train.data_on_device=auto."
+        )
+
+
+def _crop_padding_fits(cfg):
+    """Known here when data.image_size is set; otherwise the image size comes from the data
+    (kerasclf.layers.augment checks it when the model is built, which --dry-run does too)."""
+    size = cfg.data.image_size
+    if size is not None and cfg.augment.crop_padding >= min(size):
+        raise ConfigError(
+            f"augment.crop_padding={cfg.augment.crop_padding} is too large for {size[0]}x{size[1]} images "
+            f"(data.image_size): reflect padding needs it below {min(size)} (4 is usual for 32x32)."
+        )
+
+
 CROSS_CHECKS = [
     _fractions_leave_training_data,
+    _sampler_fits_batch,
+    _device_table_from_memory,
+    _crop_padding_fits,
     _model_keys_and_weights,
     _schedule_options,
     _monitor_is_logged,

@@ -73,16 +73,7 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
         split.x.paths, split.y, split.x.image_size, batch_size, training, seed=seed, cache=False,
         shuffle_buffer=shuffle_buffer, num_classes=num_classes,
     )
-    if mixing is not None:
-        import keras
-
-        if keras.backend.backend() != "tensorflow":
-            from kerasclf.errors import ConfigError
-
-            raise ConfigError(
-                "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
-                "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
-            )
+    if mixing is not None:  # TensorFlow backend only: training.feeding.preflight refused the others
         ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return {"x": ds, "shuffle": False} if training else {"x": ds}
 

@@ -33,6 +33,7 @@ def prepare(cfg, recorded_splits=None):
     from kerasclf.data import build_dataset
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
+    from kerasclf.training.feeding import preflight
 
     from kerasclf.runs.writable import check_writable
 
@@ -44,6 +45,7 @@ def prepare(cfg, recorded_splits=None):
         from kerasclf.data.provenance import resume_dataset
 
         data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
+    preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too
     model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
         from kerasclf.checkpoint import transfer_from_checkpoint
