@@ -166,6 +166,8 @@ class DataConfig:
     # the decoded images would take more than memory_fraction of the available RAM.
     stream: Union[bool, str] = key("auto", OneOf(("auto", True, False)))
     memory_fraction: float = key(0.25, Range(0, 1, lo_open=True))  # share of available RAM that "auto" allows
+    # keep decoded images of files in <data cache>/decoded/ for the next run on unchanged files (data/decoded.py)
+    decoded_cache: bool = True
     svhn_extra: bool = False  # svhn: add the 531,131 "extra" images to train (downloads 1.3 GB)
     sampler: SamplerConfig = field(default_factory=SamplerConfig)  # P x K batches for metric learning
 

@@ -116,3 +116,57 @@ def show_notes():
 def display(path):
     """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+
+class Stage:
+    """What a long stage is doing. Piped (a log, CI), one line per stage when it starts, as a
+    kerasclf note ("Note: decoding 60,000 image files at 32x32 ..."), so a log never sits silent;
+    on a terminal a bar on stderr, redrawn in place by `update(done)` and closed with the
+    stage's seconds.
+
+        with Stage("decoding 60,000 image files", total=60000) as stage:
+            for batch in batches:
+                stage.update(stage.done + len(batch))
+    """
+
+    WIDTH = 30
+
+    def __init__(self, text, total=None, stream=None):
+        self.text, self.total, self.done = text, total, 0
+        self.stream = stream or sys.stderr
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __enter__(self):
+        import logging
+        import time
+
+        self.started = time.perf_counter()
+        if self.terminal:
+            self._draw()
+        else:
+            logging.getLogger("kerasclf").info("%s ...", self.text[:1].upper() + self.text[1:])
+        return self
+
+    def _draw(self):
+        line = f"\r{self.text[:1].upper() + self.text[1:]} ..."
+        if self.total:
+            filled = int(self.WIDTH * min(self.done, self.total) / self.total)
+            line += f" [{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done:,}/{self.total:,}"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def update(self, done):
+        self.done = done
+        if self.terminal:
+            self._draw()
+
+    def __exit__(self, exc_type, exc, tb):
+        import time
+
+        if self.terminal:
+            seconds = time.perf_counter() - self.started
+            self.stream.write(f"\r\033[K{self.text[:1].upper() + self.text[1:]}: "
+                              f"{'failed after ' if exc_type else ''}{seconds:.1f} s\n")
+            self.stream.flush()
+        return False

@@ -68,12 +68,13 @@ def is_streamed(split):
     return split is not None and isinstance(split.x, FileImages)
 
 
-def decode_split(split, where):
-    """The split with its files decoded into memory; unreadable files dropped (a warning names them)."""
+def decode_split(split, where, cache=None):
+    """The split with its files decoded into memory; unreadable files dropped (a warning names them).
+    cache: the data cache folder, for the decoded-image cache (kerasclf.data.decoded)."""
     from kerasclf.data.images import decode_files
     from kerasclf.data.splits import Split
 
-    x, kept = decode_files(split.x.paths, split.x.image_size)
+    x, kept = decode_files(split.x.paths, split.x.image_size, cache=cache)
     if not kept:
         raise DataError(f"None of the {len(split)} image files under {where!r} could be read.")
     return Split(x, split.y[kept], [split.x.paths[i] for i in kept])

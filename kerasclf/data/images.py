@@ -7,13 +7,16 @@ decoded straight to the target size with the `data.resize` policy (see geometry.
 memory holds N x H x W x 3 bytes plus a few images in flight, whatever the files' sizes.
 """
 
+import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from kerasclf.console import display
+from kerasclf.console import Stage, display
+
+log = logging.getLogger("kerasclf")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
@@ -45,28 +48,50 @@ def image_size_of(path):
         return image.size[1], image.size[0]
 
 
-def decode_files(paths, size, policy="crop", workers=4):
-    """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning."""
-    from kerasclf.backend import have_tensorflow
+def decode_files(paths, size, policy="crop", workers=4, cache=None):
+    """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning.
 
-    if not have_tensorflow():
-        array, kept, bad = _decode_files_pil(paths, size, policy, workers)
-        _warn_skipped(bad)
-        return array, kept
-    array, kept = _decode_files_tf(paths, size, policy)
+    cache: the data cache folder (kerasclf.data.cache.cache_dir): the decoded images are kept
+    there (kerasclf.data.decoded) and a later call on unchanged files loads them instead."""
+    from kerasclf.backend import have_tensorflow
+    from kerasclf.data import decoded
+
+    size = tuple(int(s) for s in size)
+    decoder = "tf" if have_tensorflow() else "pil"
+    entry = stamp = None
+    if cache is not None and paths:
+        entry = decoded.entry_path(cache, paths, size, policy, decoder)
+        with Stage(f"checking the decoded-image cache for {len(paths):,} files"):
+            stamp = decoded.fingerprint(paths)
+            hit = decoded.load(entry, stamp)
+        if hit is not None:
+            log.info("loaded %s decoded images from the cache %s", f"{len(hit[1]):,}", display(entry))
+            _warn_skipped(hit[2])
+            return hit[0], hit[1]
+    with Stage(f"decoding {len(paths):,} image files to {size[0]}x{size[1]}", total=len(paths)) as stage:
+        array, kept, bad = _decode(paths, size, policy, workers, decoder, stage)
+    _warn_skipped(bad)
+    if entry is not None:
+        decoded.store(entry, stamp, array, kept, bad)
+    return array, kept
+
+
+def _decode(paths, size, policy, workers, decoder, stage):
+    if decoder == "pil":
+        return _decode_files_pil(paths, size, policy, workers)
+    array, kept = _decode_files_tf(paths, size, policy, stage)
     failed = sorted(set(range(len(paths))) - set(kept))
     # Files TensorFlow rejects get a second chance with PIL, which also says why it fails.
     rescued, rescued_kept, bad = _decode_files_pil([paths[i] for i in failed], size, policy, workers)
-    _warn_skipped(bad)
     if rescued_kept:
         kept = kept + [failed[j] for j in rescued_kept]
         array = np.concatenate([array, rescued])
         order = np.argsort(kept, kind="stable")
         array, kept = array[order], [kept[i] for i in order]
-    return array, kept
+    return array, kept, bad
 
 
-def _decode_files_tf(paths, size, policy):
+def _decode_files_tf(paths, size, policy, stage=None):
     """tf.data parallel decode; a file that fails is dropped (ignore_errors) and its index goes missing."""
     import tensorflow as tf
 
@@ -78,9 +103,13 @@ def _decode_files_tf(paths, size, policy):
     ds = ds.map(lambda i, p: (i, read_image_tf(p, size, policy)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.ignore_errors().batch(1024)
     index, images = [], []
+    done = 0
     for i, x in ds.as_numpy_iterator():
         index.append(i)
         images.append(x)
+        done += len(i)
+        if stage is not None:
+            stage.update(done)
     if not images:
         return np.zeros((0, *size, 3), np.uint8), []
     return np.concatenate(images), np.concatenate(index).tolist()
