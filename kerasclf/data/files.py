@@ -122,9 +122,13 @@ def _readable_index_tf(paths, image_size):
 
     from kerasclf.data.stream import read_image
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
+    from kerasclf.data.geometry import exif_orientations
+
+    turns = np.asarray(exif_orientations(paths), np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths], turns))
     # reduce_max depends on every pixel, so the decode cannot be optimised away
-    ds = ds.map(lambda i, p: (i, tf.reduce_max(read_image(p, image_size))), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i, p, o: (i, tf.reduce_max(read_image(p, image_size, orientation=o))),
+                num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.ignore_errors().batch(4096)
     return sorted(int(i) for index, _ in ds.as_numpy_iterator() for i in index)
 

@@ -27,9 +27,12 @@ def decode(path, size=None, policy="crop"):
 
     from kerasclf.data.geometry import fit_pil
 
+    from kerasclf.data.geometry import orientation_of
+
     with Image.open(path) as image:
         if size is None:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            w, h = image.size
+            return fit_pil(image, (w, h) if orientation_of(image) >= 5 else (h, w), "stretch")
         return fit_pil(image, size, policy)
 
 
@@ -44,8 +47,11 @@ def image_size_of(path):
     """(height, width) from the file's header (nothing decoded)."""
     from PIL import Image
 
+    from kerasclf.data.geometry import orientation_of
+
     with Image.open(path) as image:
-        return image.size[1], image.size[0]
+        turned = orientation_of(image) >= 5  # stored sideways: upright it is the other way round
+        return (image.size[0], image.size[1]) if turned else (image.size[1], image.size[0])
 
 
 def decode_files(paths, size, policy="crop", workers=4, cache=None):
@@ -95,12 +101,14 @@ def _decode_files_tf(paths, size, policy, stage=None):
     """tf.data parallel decode; a file that fails is dropped (ignore_errors) and its index goes missing."""
     import tensorflow as tf
 
-    from kerasclf.data.geometry import read_image_tf
+    from kerasclf.data.geometry import exif_orientations, read_image_tf
 
     # File names as bytes: a name that is not UTF-8 (a str with surrogates) cannot be a tf.string.
     names = [os.fsencode(p) for p in paths]
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names))
-    ds = ds.map(lambda i, p: (i, read_image_tf(p, size, policy)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    turns = np.asarray(exif_orientations(paths), np.int32)  # phone photos: upright, as PIL shows them
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names, turns))
+    ds = ds.map(lambda i, p, o: (i, read_image_tf(p, size, policy, o)), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     ds = ds.ignore_errors().batch(1024)
     index, images = [], []
     done = 0
