@@ -474,7 +474,32 @@ def _normalise_weights(model):
                 "backbones, downloaded once), 'none' (random initialisation), or an existing weights file "
                 "(.weights.h5, a keras.applications .h5, a KerasHub preset folder, or a kerasclf .keras checkpoint)."
             )
+        if path.is_file():
+            _check_weights_file(path, weights)
         model.weights = str(path)
+
+
+_WEIGHTS_MAGIC = {b"PK\x03\x04": "a .keras checkpoint (zip archive)", b"\x89HDF\r\n\x1a\n": "an HDF5 weights file"}
+
+
+def _check_weights_file(path, given):
+    """A file in model.weights must be a .keras zip or an HDF5 file (.weights.h5, a keras.applications
+    .h5): anything else would reach Keras, whose message ("file not found") is not what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ConfigError(f"model.weights {str(given)!r} cannot be read ({exc.strerror}).") from None
+    kind = next((what for magic, what in _WEIGHTS_MAGIC.items() if head.startswith(magic)), None)
+    wants_zip = path.name.endswith(".keras")
+    if kind is None or (wants_zip and not head.startswith(b"PK")):
+        shown = head.decode("latin-1").encode("unicode_escape").decode()
+        raise ConfigError(
+            f"model.weights {str(given)!r} exists but is not a weights file: it is neither a .keras "
+            f"checkpoint (a zip archive) nor an HDF5 weights file (.weights.h5 / .h5); it starts with "
+            f"{shown!r}. Pass a file written by `kerasclf train` (best.keras) or model.save_weights, "
+            "'imagenet', or 'none'."
+        )
 
 
 # ---------------------------------------------------------------------------------------

@@ -218,6 +218,7 @@ def _metrics(summary, keeper, log, monitor, feeder, stop=None):
         {2: "SIGINT", 15: "SIGTERM"}.get(stop.signum, "signal") if isinstance(stop, RunInterrupted) else "non-finite loss"
     )
     metrics["sessions"] = keeper.sessions
+    metrics["changes"] = keeper.changes  # what a resume changed, e.g. a lowered optim.lr after a non-finite loss
     metrics["resumed_from_epoch"] = keeper.resumed_from
     return metrics
 
