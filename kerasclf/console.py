@@ -132,8 +132,8 @@ class Stage:
 
     WIDTH = 30
 
-    def __init__(self, text, total=None, stream=None):
-        self.text, self.total, self.done = text, total, 0
+    def __init__(self, text, total=None, stream=None, quiet=False):
+        self.text, self.total, self.done, self.quiet = text, total, 0, quiet
         self.stream = stream or sys.stderr
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
 
@@ -142,7 +142,9 @@ class Stage:
         import time
 
         self.started = time.perf_counter()
-        if self.terminal:
+        if self.quiet:
+            self.terminal = False
+        elif self.terminal:
             self._draw()
         else:
             logging.getLogger("kerasclf").info("%s ...", self.text[:1].upper() + self.text[1:])

@@ -58,7 +58,7 @@ class FileImages:
     def __array__(self, dtype=None, copy=None):
         from kerasclf.data.images import decode_files
 
-        array, kept = decode_files(self.paths, self.image_size)
+        array, kept = decode_files(self.paths, self.image_size, quiet=True)
         if len(kept) != len(self.paths):
             raise DataError(f"{len(self.paths) - len(kept)} of {len(self.paths)} image files could not be decoded.")
         return array if dtype is None else array.astype(dtype)

@@ -54,11 +54,12 @@ def image_size_of(path):
         return (image.size[0], image.size[1]) if turned else (image.size[1], image.size[0])
 
 
-def decode_files(paths, size, policy="crop", workers=4, cache=None):
+def decode_files(paths, size, policy="crop", workers=4, cache=None, quiet=False):
     """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning.
 
     cache: the data cache folder (kerasclf.data.cache.cache_dir): the decoded images are kept
-    there (kerasclf.data.decoded) and a later call on unchanged files loads them instead."""
+    there (kerasclf.data.decoded) and a later call on unchanged files loads them instead.
+    quiet: no progress line (callers that decode a chunk at a time say what they do themselves)."""
     from kerasclf.backend import have_tensorflow
     from kerasclf.data import decoded
 
@@ -74,7 +75,7 @@ def decode_files(paths, size, policy="crop", workers=4, cache=None):
             log.info("loaded %s decoded images from the cache %s", f"{len(hit[1]):,}", display(entry))
             _warn_skipped(hit[2])
             return hit[0], hit[1]
-    with Stage(f"decoding {len(paths):,} image files to {size[0]}x{size[1]}", total=len(paths)) as stage:
+    with Stage(f"decoding {len(paths):,} image files to {size[0]}x{size[1]}", total=len(paths), quiet=quiet) as stage:
         array, kept, bad = _decode(paths, size, policy, workers, decoder, stage)
     _warn_skipped(bad)
     if entry is not None:

@@ -42,10 +42,20 @@ def same_data(source_a, source_b):
     return source_a == source_b
 
 
+CHUNK_BYTES = 32 * 2**20  # decoded images held at a time while hashing files still on disk
+
+
 def digest(split):
-    """SHA-256 of a split's pixels and labels, in split order."""
+    """SHA-256 of a split's pixels and labels, in split order. Files still on disk (FileImages,
+    a streamed split) are decoded a chunk at a time: the same hash, without the whole split in memory."""
     h = hashlib.sha256()
-    h.update(np.ascontiguousarray(split.x).tobytes())
+    x = split.x
+    if is_streamed(split):
+        step = max(1, CHUNK_BYTES // max(1, int(np.prod(x.shape[1:]))))
+        for start in range(0, len(x), step):
+            h.update(np.ascontiguousarray(np.asarray(x[start:start + step])).tobytes())
+    else:
+        h.update(np.ascontiguousarray(x).tobytes())
     h.update(np.asarray(split.y, np.int64).tobytes())
     return h.hexdigest()
 

@@ -62,6 +62,25 @@ def derive_image_size(paths, where, seed=0):
     return height, width
 
 
+# tf.data's parallel decode holds this many images in flight (AUTOTUNE on a few cores), each
+# decoded at the JPEG draft size or, for other formats, at full size, plus a float32 copy while resizing.
+IN_FLIGHT = 16
+FIXED_BYTES = 96 * 2**20  # tf.data buffers, thread stacks, the batch being concatenated
+
+
+def decode_peak_bytes(num_images, image_size, largest=None):
+    """The memory decoding into one array may take at its peak: the array about twice (batches
+    are concatenated), the images in flight at their largest decoded size, and a fixed part.
+    check_fits_in_memory guards decoding with this rule's main term; the test of peak RSS on
+    large generated photos (tests/test_memory_budget.py) holds the whole of it against measurement."""
+    height, width = (int(s) for s in image_size)
+    need = 2 * int(num_images) * height * width * 3
+    if largest is not None:
+        full_h, full_w = (int(s) for s in largest)
+        need += IN_FLIGHT * full_h * full_w * (3 + 4 * 3)  # uint8 decode + float32 resize
+    return need + FIXED_BYTES
+
+
 def check_fits_in_memory(num_images, image_size, what):
     """Refuse before decoding when the decoded images would take over half the available memory
     (the in-memory path holds them about twice while assembling the array)."""

@@ -29,7 +29,7 @@ def setup_backend(cfg):
 def prepare(cfg, recorded_splits=None):
     """Build data and model (no training). `recorded_splits` (a resumed run's splits.json):
     train, validate and test on exactly those images (kerasclf.data.provenance.resume_dataset)."""
-    from kerasclf.console import import_tensorflow_quietly
+    from kerasclf.console import Stage, import_tensorflow_quietly
     from kerasclf.data import build_dataset
     from kerasclf.models import build_model, is_checkpoint
     from kerasclf.models.freeze import apply_trainable
@@ -46,7 +46,8 @@ def prepare(cfg, recorded_splits=None):
 
         data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
     preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too
-    model = build_model(cfg, data.info)
+    with Stage(f"building the model {cfg.model.name}"):
+        model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
         from kerasclf.checkpoint import transfer_from_checkpoint
 

@@ -85,6 +85,12 @@ def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     from kerasclf.training.progress import fit_verbosity
 
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
+    if initial_epoch < epochs:
+        import logging
+
+        logging.getLogger("kerasclf").info(
+            "training epochs %d-%d; the first step compiles the model, which can take a minute on a CPU",
+            initial_epoch + 1, epochs)
     fit_model.fit(
         initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
     )
