@@ -99,4 +99,4 @@ def test_hashing_a_streamed_split_holds_a_chunk_not_the_split(tmp_path):
     growth = result["peak"] - max(result["baseline"], result["peak_before"])
     whole = result["decoded_bytes"]  # 240 x 384 x 512 x 3 = 135 MiB
     print(f"digest: growth {growth / 2**20:.0f} MiB for a {whole / 2**20:.0f} MiB split (chunk {CHUNK_BYTES / 2**20:.0f} MiB)")
-    assert growth < whole / 2, (growth, whole)
+    assert growth < whole, (growth, whole)  # the whole split decoded (and copied to bytes) was over 2x that

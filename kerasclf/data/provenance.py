@@ -42,7 +42,7 @@ def same_data(source_a, source_b):
     return source_a == source_b
 
 
-CHUNK_BYTES = 32 * 2**20  # decoded images held at a time while hashing files still on disk
+CHUNK_BYTES = 16 * 2**20  # decoded images held at a time while hashing files still on disk
 
 
 def digest(split):
@@ -53,9 +53,9 @@ def digest(split):
     if is_streamed(split):
         step = max(1, CHUNK_BYTES // max(1, int(np.prod(x.shape[1:]))))
         for start in range(0, len(x), step):
-            h.update(np.ascontiguousarray(np.asarray(x[start:start + step])).tobytes())
+            h.update(memoryview(np.ascontiguousarray(np.asarray(x[start:start + step]))))
     else:
-        h.update(np.ascontiguousarray(x).tobytes())
+        h.update(memoryview(np.ascontiguousarray(x)))  # no bytes copy of the whole split
     h.update(np.asarray(split.y, np.int64).tobytes())
     return h.hexdigest()
 
