@@ -49,6 +49,43 @@ def import_tensorflow_quietly():
         sys.stderr.flush()
 
 
+import contextlib
+
+# What libjpeg (inside TensorFlow's decoder) prints straight to descriptor 2 about a damaged JPEG.
+_LIBJPEG = re.compile(r"^(Corrupt JPEG data|Premature end of JPEG|Improper call to JPEG library|Invalid JPEG|"
+                      r"Bogus|Unsupported JPEG|Warning: unknown JFIF|Not a JPEG file|JPEG datastream)")
+
+
+@contextlib.contextmanager
+def native_lines_captured():
+    """Descriptor 2 captured while inside (C++ and libjpeg write there, not through Python);
+    yields a list that receives, on exit, the libjpeg lines. TensorFlow's log lines are
+    replayed through filter_startup_lines (known noise dropped, real errors kept)."""
+    found = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield found
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+    other = []
+    for line in text.splitlines(keepends=True):
+        if _LIBJPEG.match(line.strip()):
+            found.append(line.strip())
+        elif "oneDNN supports DT_UINT8 only" not in line:  # a CPU note on every first uint8 op
+            other.append(line)
+    kept = filter_startup_lines("".join(other), have_gpu=True)
+    if kept:
+        sys.stderr.write(kept)
+        sys.stderr.flush()
+
+
 def filter_startup_lines(text, have_gpu, min_level=None):
     """TensorFlow's captured start-up output minus duplicates, absl's header, lines below
     TF_CPP_MIN_LOG_LEVEL (0: all, 1: no INFO, 2: no WARNING; kerasclf's CLI sets 2) and, on a
@@ -145,6 +182,8 @@ class Stage:
         if self.quiet:
             self.terminal = False
         elif self.terminal:
+            # the terminal itself, not descriptor 2: a decode may capture that (native_lines_captured)
+            self.stream = os.fdopen(os.dup(self.stream.fileno()), "w")
             self._draw()
         else:
             logging.getLogger("kerasclf").info("%s ...", self.text[:1].upper() + self.text[1:])
@@ -170,5 +209,5 @@ class Stage:
             seconds = time.perf_counter() - self.started
             self.stream.write(f"\r\033[K{self.text[:1].upper() + self.text[1:]}: "
                               f"{'failed after ' if exc_type else ''}{seconds:.1f} s\n")
-            self.stream.flush()
+            self.stream.close()
         return False

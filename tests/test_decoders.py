@@ -127,3 +127,31 @@ def test_exif_orientation_is_applied_by_both_decoders(tmp_path, orientation):
     pytest.importorskip("tensorflow")
     x, _ = decode_files([str(path)], SMOOTH.shape[:2])
     assert_close(x[0], SMOOTH, 4, "tf.data")
+
+
+def test_no_raw_libjpeg_or_tensorflow_lines_on_the_console(tmp_path):
+    """A truncated JPEG: libjpeg's own line ("Improper call to JPEG library ...") and TensorFlow's
+    CPU note stay off the console; the file is named once, in the skipped-files warning."""
+    import io
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    pytest.importorskip("tensorflow")
+    buf = io.BytesIO()
+    Image.fromarray(SMOOTH).save(buf, "JPEG")
+    data = buf.getvalue()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / "good.jpg").write_bytes(data)
+    code = (
+        "import sys\nfrom kerasclf.console import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
+        "from kerasclf.data.images import decode_files\n"
+        f"x, kept = decode_files([{str(tmp_path / 'good.jpg')!r}, {str(tmp_path / 'cut.jpg')!r}], (12, 8))\n"
+        "print('KEPT', kept)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert "KEPT [0]" in done.stdout, done.stderr
+    assert "JPEG library" not in done.stderr and "oneDNN supports" not in done.stderr, done.stderr
+    assert done.stderr.count("cut.jpg") == 1, done.stderr

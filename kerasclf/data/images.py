@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from kerasclf.console import Stage, display
+from kerasclf.console import Stage, display, native_lines_captured
 
 log = logging.getLogger("kerasclf")
 
@@ -86,8 +86,13 @@ def decode_files(paths, size, policy="crop", workers=4, cache=None, quiet=False)
 def _decode(paths, size, policy, workers, decoder, stage):
     if decoder == "pil":
         return _decode_files_pil(paths, size, policy, workers)
-    array, kept = _decode_files_tf(paths, size, policy, stage)
+    with native_lines_captured() as libjpeg:  # libjpeg's raw lines become one warning below
+        array, kept = _decode_files_tf(paths, size, policy, stage)
     failed = sorted(set(range(len(paths))) - set(kept))
+    if libjpeg and not failed:  # with failures, the skipped files are named with PIL's reason instead
+        shown = "; ".join(dict.fromkeys(libjpeg[:5]))
+        warnings.warn(f"libjpeg reported {len(libjpeg)} problem(s) in JPEG files that still decoded ({shown}); "
+                      "their pixels may be partly grey. `kerasclf data-report` shows the images.", stacklevel=4)
     # Files TensorFlow rejects get a second chance with PIL, which also says why it fails.
     rescued, rescued_kept, bad = _decode_files_pil([paths[i] for i in failed], size, policy, workers)
     if rescued_kept:
