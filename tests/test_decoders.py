@@ -155,3 +155,20 @@ def test_no_raw_libjpeg_or_tensorflow_lines_on_the_console(tmp_path):
     assert "KEPT [0]" in done.stdout, done.stderr
     assert "JPEG library" not in done.stderr and "oneDNN supports" not in done.stderr, done.stderr
     assert done.stderr.count("cut.jpg") == 1, done.stderr
+
+
+def test_the_data_report_says_exif_orientation_is_applied(tmp_path):
+    from kerasclf.config import DataConfig
+    from kerasclf.evaluation.data_report import build_report_dataset, write_data_report
+
+    for cls in ("a", "b"):
+        (tmp_path / "root" / cls).mkdir(parents=True)
+        Image.fromarray(SMOOTH).save(tmp_path / "root" / cls / "plain.jpg")
+        Image.fromarray(SMOOTH[::-1]).save(tmp_path / "root" / cls / "plain2.jpg")
+    sideways_jpeg(tmp_path / "root" / "a" / "phone.jpg", 6)
+    dataset = build_report_dataset(DataConfig(source=f"folder:{tmp_path / 'root'}", image_size=[12, 8], val_fraction=0))
+    result = write_data_report(dataset, tmp_path / "out")
+    assert result["numbers"]["exif_turned"] == {"train": 1}
+    assert result["numbers"]["image_size_counts"]["train"] == [[24, 16, 5]]  # the phone photo counted upright
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "EXIF orientation is applied" in report and "train: 1 of 5" in report

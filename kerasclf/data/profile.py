@@ -88,6 +88,13 @@ def size_summary(counter):
     }
 
 
+def exif_turned(splits):
+    """{split: files whose EXIF orientation turns or flips them} (both decoders apply it); {} for arrays."""
+    from kerasclf.data.geometry import exif_orientations
+
+    return {name: sum(o != 1 for o in exif_orientations(s.paths)) for name, s in splits.items() if s.paths is not None}
+
+
 def profile(dataset):
     """All the report's numbers for a built kerasclf Dataset (JSON-ready)."""
     splits = {name: s for name in ("train", "val", "test") if (s := dataset.split(name)) is not None and len(s)}
@@ -106,5 +113,6 @@ def profile(dataset):
         "image_sizes": {name: size_summary(c) for name, c in sizes.items()},
         "image_size_counts": {name: [[h, w, n] for (h, w), n in sorted(c.items())] for name, c in sizes.items()},
         "duplicates": duplicates(splits),
+        "exif_turned": exif_turned(splits),
         "notes": {k: v for k, v in dataset.notes.items() if k != "streamed"},
     }
