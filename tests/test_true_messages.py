@@ -136,3 +136,50 @@ def test_the_embedding_report_counts_only_queries_with_a_class_mate(tmp_path):
     text = "\n".join(lines)
     assert metrics["queries"] == 5
     assert "5 of the 6 test images are queries" in text and "each a query" not in text
+
+
+def test_a_full_disk_is_said_before_data_is_read(cli, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 2**20, 2**20))
+    result = cli("train", *sets(*TINY, f"train.log_dir={tmp_path / 'logs'}"))
+    assert_user_error(result, "train.log_dir", "full", "1 MiB free")
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_run_folder_that_cannot_be_started_is_not_left_with_only_a_lock(cli, tmp_path, monkeypatch):
+    import errno
+
+    from kerasclf.runs import keeper
+
+    def full(cfg, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(keeper, "dump_config", full)
+    result = cli("train", *sets(*TINY, "train.epochs=1", f"train.log_dir={tmp_path / 'logs'}", "train.run_name=r"))
+    assert_user_error(result, "could not be started", "No space left", "train.log_dir")
+    assert not (tmp_path / "logs" / "r").exists()
+
+
+def test_a_full_disk_message_names_the_folder_written_not_train_log_dir_only(tmp_path, monkeypatch):
+    """`evaluate --out` on a full disk: the message names the --out folder and --out, and does not
+    claim an earlier version is intact when there was none."""
+    import errno
+
+    from kerasclf.errors import StorageError
+    from kerasclf.runs import atomic
+
+    def full(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "_fsync_file", full)
+    out = tmp_path / "report"
+    out.mkdir()
+    with pytest.raises(StorageError) as caught:
+        atomic.write_text(out / "report.md", "# report\n")
+    text = str(caught.value)
+    assert str(out) in text and "--out" in text and "intact" not in text
+    assert not (out / "report.md").exists()

@@ -164,6 +164,16 @@ def trim_event_files(run_dir, valid):
                 f.truncate(valid[rel])
 
 
+def _discard_new_run_dir(run_dir, lock):
+    """Remove a run folder this process just made, before anything of the run was written in it."""
+    import shutil
+
+    from kerasclf.runs.rundir import unlock_run_dir
+
+    unlock_run_dir(lock)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 class RunKeeper:
     def __init__(self, cfg, model, feeder, resume=None):
         from kerasclf.runs.atomic import remove_stale_temps
@@ -175,7 +185,14 @@ class RunKeeper:
         if resume is None:
             self.run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
             self.lock = lock_run_dir(self.run_dir)
-            dump_config(cfg, self.run_dir / "config.yaml")
+            try:
+                dump_config(cfg, self.run_dir / "config.yaml")
+            except OSError as exc:  # a full disk: no run folder holding only .lock is left behind
+                _discard_new_run_dir(self.run_dir, self.lock)
+                raise StorageError(
+                    f"The run folder {str(self.run_dir)!r} could not be started ({exc.strerror or exc}); it was "
+                    "removed again. Free space on that disk, or set train.log_dir to a folder on another disk."
+                ) from None
             state = None
         else:
             self.run_dir, self.lock, state = resume.run_dir, resume.lock, resume.state

@@ -35,9 +35,10 @@ def prepare(cfg, recorded_splits=None):
     from kerasclf.models.freeze import apply_trainable
     from kerasclf.training.feeding import preflight
 
-    from kerasclf.runs.writable import check_writable
+    from kerasclf.runs.writable import check_free_space, check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
+    check_free_space(cfg.train.log_dir, "train.log_dir")  # a full disk: said now, not after data and model are built
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
