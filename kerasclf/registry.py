@@ -23,8 +23,9 @@ import importlib.util
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, TypeVar
 
+from kerasclf.console import import_tensorflow_quietly
 from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
 
 
@@ -34,6 +35,9 @@ class Entry:
     factory: Callable
     description: str
     meta: dict
+
+
+F = TypeVar("F", bound=Callable)
 
 
 class NotLiteral(Exception):
@@ -84,10 +88,11 @@ def _parameters(node):
     return names
 
 
-def read_entries(modules, decorators):
+def read_entries(modules: Iterable[str], decorators: Iterable[str]) -> dict:
     """{name: (Entry(name, None, description, meta), parameter names)} of the registrations in
     `modules`, read from their source with `ast`, nothing imported. Raises NotLiteral (or
     OSError / SyntaxError) when a registration cannot be read that way; callers then import."""
+    decorators = set(decorators)
     entries = {}
     for module in modules:
         tree = ast.parse(_module_source(module))
@@ -110,22 +115,25 @@ def read_entries(modules, decorators):
 
 
 class Registry:
-    def __init__(self, kind, error=KerasclfError, list_command=None, builtin_modules=(), decorators=(),
-                 imports_keras=True):
+    def __init__(
+        self, kind: str, error: type[KerasclfError] = KerasclfError, list_command: str | None = None,
+        builtin_modules: Iterable[str] = (), decorators: Iterable[str] = (), imports_keras: bool = True,
+    ):
         """decorators: the names the built-in modules register with (e.g. "register_model"):
         `lookup` and `static_names` then read the built-in entries from source, without
-        importing those modules (and Keras / TensorFlow with them)."""
+        importing those modules (and Keras / TensorFlow with them). imports_keras=False: the
+        built-in modules import neither Keras nor TensorFlow (no quiet TensorFlow import first)."""
         self.kind = kind
         self.error = error
         self.list_command = list_command
         self.builtin_modules = tuple(builtin_modules)
         self.decorators = frozenset(decorators)
-        self.imports_keras = imports_keras  # False: the built-in modules import neither Keras nor TensorFlow
-        self._entries = {}
+        self.imports_keras = imports_keras
+        self._entries: dict[str, Entry] = {}
         self._loaded = False
         self._static = None
 
-    def register(self, name, description="", **meta):
+    def register(self, name: str, description: str = "", **meta: Any) -> Callable[[F], F]:
         """Decorator; `meta` holds facts callers need before building (sizes, label formats)."""
 
         def decorator(factory):
@@ -138,20 +146,18 @@ class Registry:
 
         return decorator
 
-    def load(self):
+    def load(self) -> "Registry":
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
             if self.imports_keras:
-                from kerasclf.console import import_tensorflow_quietly
-
                 import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)
             self._loaded = True
         return self
 
-    def get(self, name):
+    def get(self, name: str) -> Entry:
         self.load()
         try:
             return self._entries[name]
@@ -162,7 +168,7 @@ class Registry:
                 f"Known: {', '.join(sorted(self._entries))}.{hint}"
             ) from None
 
-    def names(self):
+    def names(self) -> list[str]:
         return sorted(self.load()._entries)
 
     def _static_entries(self):
@@ -177,13 +183,13 @@ class Registry:
                 self._static = False
         return self._static or None
 
-    def static_names(self):
+    def static_names(self) -> list[str]:
         """Every registered name (built-in and already registered by plugins); imports the
         built-in modules only when their source cannot be read (config validation uses it)."""
         static = self._static_entries()
         return sorted(set(self._entries) | set(static)) if static is not None else self.names()
 
-    def lookup(self, name):
+    def lookup(self, name: str) -> tuple[Entry, list[str]]:
         """(Entry, parameter names) of `name`, like get() but, for a built-in entry, read from
         source when the registry is not loaded yet: the entry's factory is then None."""
         static = self._static_entries()
@@ -192,10 +198,10 @@ class Registry:
             return entry, list(inspect.signature(entry.factory).parameters)
         return static[name]
 
-    def entries(self):
+    def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self.load()._entries
 
 
@@ -226,6 +232,10 @@ DATASETS = Registry(
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
 LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",),
                   decorators=("register_loss", "LOSSES.register"))
+# Auxiliary losses on the embedding (loss.aux), trained as CE + loss.aux_weight * aux. Each is
+# registered as `factory(loss_cfg, num_classes) -> keras loss` called as aux(embedding, labels).
+AUX_LOSSES = Registry("auxiliary loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.composite",),
+                      decorators=("AUX_LOSSES.register",))
 OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",),
                       decorators=("register_optimizer", "OPTIMIZERS.register"))
 SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",),

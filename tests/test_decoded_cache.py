@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO_ROOT, class_image, write_image
 
 

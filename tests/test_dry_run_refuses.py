@@ -7,8 +7,8 @@ with the reason it cannot be checked in the validation pass, so a new one cannot
 """
 
 import ast
-import pytest
 
+import pytest
 from conftest import REPO_ROOT, assert_user_error
 
 PACKAGE = REPO_ROOT / "kerasclf"

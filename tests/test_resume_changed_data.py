@@ -9,7 +9,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import assert_user_error, class_image, write_image
 
 TINY = ["model.name=cnn", "model.filters=[8]", "model.dense=[16]", "train.verbose=0",

@@ -6,12 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from test_study_datasets import write_petimages, write_stl10, write_svhn
 
 from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.models import build_model
-
-from test_study_datasets import write_petimages, write_stl10, write_svhn
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {

@@ -7,7 +7,6 @@ import signal
 
 import numpy as np
 import pytest
-
 from conftest import assert_user_error
 
 TINY = ["data.source=digits", "data.limit_per_class=20", "model.name=cnn", "model.filters=[8]", "model.dense=[16]",

@@ -14,6 +14,10 @@ size the resize needs, so a 4000x3000 photo for a 224x224 input decodes as 500x3
 than as 36 MB of pixels. Both paths choose the same ratio and the same geometry; the
 remaining differences are the resampling kernels' rounding (a few grey levels).
 """
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
 
 POLICIES = ("crop", "pad", "stretch")
 _JPEG_RATIOS = (8, 4, 2, 1)
@@ -65,7 +69,6 @@ def to_rgb_array(image):
     convert("RGB") clips 16- and 32-bit greys to 255 (a 16-bit PNG turns white); those keep
     their high byte instead (v >> 8), which is what tf.io.decode_png does for 8-bit output.
     Alpha is dropped (the stored colour), as TensorFlow does with channels=3."""
-    import numpy as np
 
     if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
@@ -81,9 +84,6 @@ def fit_pil(image, size, policy="crop"):
     EXIF orientation (phone photos are stored sideways with a tag that says so).
 
     Call on a freshly opened file: a JPEG is then decoded at reduced size (draft)."""
-    import numpy as np
-    from PIL import Image
-
     dst_h, dst_w = size
     orientation = orientation_of(image)
     src_w, src_h = image.size
@@ -109,8 +109,6 @@ def fit_pil(image, size, policy="crop"):
 
 def fit_array(array, size, policy="crop"):
     """The same for a uint8 (H, W, C) array already in memory (built-in data sets)."""
-    from PIL import Image
-
     channels = array.shape[-1]
     image = Image.fromarray(array.squeeze(-1) if channels == 1 else array)
     out = fit_pil(image, size, policy)
@@ -128,8 +126,6 @@ def exif_orientation(path):
             head = f.read(65536)
         if b"Exif\x00\x00" not in head:
             return 1
-        from PIL import Image
-
         with Image.open(path) as image:
             return orientation_of(image)
     except Exception:  # unreadable: the decoder says so
@@ -137,15 +133,13 @@ def exif_orientation(path):
 
 
 def exif_orientations(paths):
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(exif_orientation, paths, chunksize=256))
 
 
 def _orient_tf(image, orientation):
     """EXIF orientation applied with TensorFlow ops, as fit_pil's transposes."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     transpose = lambda x: tf.transpose(x, [1, 0, 2])  # noqa: E731
     branches = [
@@ -164,7 +158,7 @@ def _orient_tf(image, orientation):
 
 def _decode_bmp_palette_tf(data):
     """8-bit palette BMPs: tf.io.decode_bmp returns the palette *indices* as grey; look them up."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     header = tf.io.decode_raw(tf.strings.substr(data, 14, 4), tf.int32)[0]  # little-endian
     colours = tf.io.decode_raw(tf.strings.substr(data, 14 + header, 4 * 256), tf.uint8)
@@ -174,7 +168,7 @@ def _decode_bmp_palette_tf(data):
 
 
 def _bmp_bits(data):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     return tf.cast(tf.io.decode_raw(tf.strings.substr(data, 28, 2), tf.uint16)[0], tf.int32)
 
@@ -182,7 +176,7 @@ def _bmp_bits(data):
 def read_image_tf(path, size, policy="crop", orientation=1):
     """TensorFlow ops: one image file -> uint8 (H, W, 3) at size=(height, width), as fit_pil.
     `orientation`: the file's EXIF orientation (exif_orientation), applied after decoding."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     dst_h, dst_w = (int(s) for s in size)
     data = tf.io.read_file(path)
@@ -241,7 +235,7 @@ def read_image_tf(path, size, policy="crop", orientation=1):
 
 def _fit_geometry_tf(src_h, src_w, dst_h, dst_w, policy):
     """fit_geometry in TensorFlow ops (float64 and round-half-even, as Python's round)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     if policy == "stretch":
         return tf.constant(dst_h), tf.constant(dst_w), tf.constant(0), tf.constant(0)

@@ -13,8 +13,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image
 
+from kerasclf.backend import have_tensorflow
 from kerasclf.console import Stage, display, native_lines_captured
+from kerasclf.data import decoded
+from kerasclf.data.geometry import exif_orientations, fit_array, fit_pil, orientation_of, read_image_tf
 
 log = logging.getLogger("kerasclf")
 
@@ -23,12 +27,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 def decode(path, size=None, policy="crop"):
     """RGB uint8 array of one file, fitted to size=(height, width) by `policy` when given."""
-    from PIL import Image
-
-    from kerasclf.data.geometry import fit_pil
-
-    from kerasclf.data.geometry import orientation_of
-
     with Image.open(path) as image:
         if size is None:
             w, h = image.size
@@ -45,10 +43,6 @@ def _try_decode(path, size, policy="crop"):
 
 def image_size_of(path):
     """(height, width) from the file's header (nothing decoded)."""
-    from PIL import Image
-
-    from kerasclf.data.geometry import orientation_of
-
     with Image.open(path) as image:
         turned = orientation_of(image) >= 5  # stored sideways: upright it is the other way round
         return (image.size[0], image.size[1]) if turned else (image.size[1], image.size[0])
@@ -60,9 +54,6 @@ def decode_files(paths, size, policy="crop", workers=4, cache=None, quiet=False)
     cache: the data cache folder (kerasclf.data.cache.cache_dir): the decoded images are kept
     there (kerasclf.data.decoded) and a later call on unchanged files loads them instead.
     quiet: no progress line (callers that decode a chunk at a time say what they do themselves)."""
-    from kerasclf.backend import have_tensorflow
-    from kerasclf.data import decoded
-
     size = tuple(int(s) for s in size)
     decoder = "tf" if have_tensorflow() else "pil"
     entry = stamp = None
@@ -105,9 +96,7 @@ def _decode(paths, size, policy, workers, decoder, stage):
 
 def _decode_files_tf(paths, size, policy, stage=None):
     """tf.data parallel decode; a file that fails is dropped (ignore_errors) and its index goes missing."""
-    import tensorflow as tf
-
-    from kerasclf.data.geometry import exif_orientations, read_image_tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     # File names as bytes: a name that is not UTF-8 (a str with surrogates) cannot be a tf.string.
     names = [os.fsencode(p) for p in paths]
@@ -148,8 +137,6 @@ def _warn_skipped(bad):
 
 def resize_array(x, size, policy="crop"):
     """Fit a uint8 (N, H, W, C) array to `size` by `policy` (PIL bilinear); no-op when already that size."""
-    from kerasclf.data.geometry import fit_array
-
     if x.shape[1:3] == tuple(size):
         return x
     out = np.empty((len(x), *size, x.shape[-1]), np.uint8)

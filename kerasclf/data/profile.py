@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from kerasclf.data.geometry import exif_orientations
+from kerasclf.data.images import image_size_of
 from kerasclf.data.splits import channel_sums, mean_std
 
 MAX_EXAMPLES = 10  # duplicate pairs named per pair of splits
@@ -31,8 +33,6 @@ def image_sizes(split):
     decoded); for arrays, the array's size."""
     if split.paths is None:
         return Counter({tuple(int(s) for s in split.x.shape[1:3]): len(split)})
-    from kerasclf.data.images import image_size_of
-
     with ThreadPoolExecutor(8) as pool:
         return Counter(pool.map(image_size_of, split.paths, chunksize=256))
 
@@ -90,8 +90,6 @@ def size_summary(counter):
 
 def exif_turned(splits):
     """{split: files whose EXIF orientation turns or flips them} (both decoders apply it); {} for arrays."""
-    from kerasclf.data.geometry import exif_orientations
-
     return {name: sum(o != 1 for o in exif_orientations(s.paths)) for name, s in splits.items() if s.paths is not None}
 
 

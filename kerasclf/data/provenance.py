@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.data import FOLDER_PREFIX
 from kerasclf.data.files import FileImages, is_streamed
 from kerasclf.data.splits import Split, channel_stats
 from kerasclf.errors import DataError
@@ -27,8 +28,6 @@ SPLITS = ("train", "val", "test")
 
 def folder_root(source):
     """The absolute folder of a folder:/path source, else None."""
-    from kerasclf.data import FOLDER_PREFIX
-
     if not source.startswith(FOLDER_PREFIX):
         return None
     return os.path.abspath(os.path.expanduser(source[len(FOLDER_PREFIX):]))

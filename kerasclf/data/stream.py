@@ -21,6 +21,9 @@ the file names are shuffled before decoding, which costs no memory.
 """
 
 import numpy as np
+import psutil
+
+from kerasclf.data.geometry import exif_orientations, read_image_tf
 
 
 def decoded_bytes(num_images, image_size, channels=3):
@@ -31,8 +34,6 @@ def decoded_bytes(num_images, image_size, channels=3):
 
 def should_stream(num_images, image_size, memory_fraction=0.25):
     """True when the decoded images would take more than `memory_fraction` of available RAM."""
-    import psutil
-
     return decoded_bytes(num_images, image_size) > memory_fraction * psutil.virtual_memory().available
 
 
@@ -40,8 +41,6 @@ def read_image(path, image_size, policy="crop", orientation=1):
     """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size by the data.resize
     policy (graph-safe, for tf.data); the same geometry as the in-memory path (geometry.py),
     upright by the file's EXIF orientation (geometry.exif_orientation)."""
-    from kerasclf.data.geometry import read_image_tf
-
     return read_image_tf(path, image_size, policy, orientation)
 
 
@@ -69,7 +68,7 @@ def folder_dataset(
     GIF's first frame). A file TensorFlow cannot decode raises an error when reached (the
     in-memory path skips it with a warning: check a doubtful folder with that first).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int32)
@@ -84,8 +83,6 @@ def folder_dataset(
         if num_classes is not None:
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         return image, label
-
-    from kerasclf.data.geometry import exif_orientations
 
     ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.asarray(exif_orientations(paths), np.int32)))
     if training and not cache:

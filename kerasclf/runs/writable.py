@@ -6,10 +6,9 @@ file created and removed. Nothing is left behind, and the folder itself is not c
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
-
-import shutil
 
 from kerasclf.console import display
 from kerasclf.errors import ConfigError, StorageError

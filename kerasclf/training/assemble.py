@@ -5,6 +5,21 @@ What `--dry-run` prints and what `train` starts from; nothing here trains.
 
 from dataclasses import dataclass
 
+import keras
+
+from kerasclf.checkpoint import transfer_from_checkpoint
+from kerasclf.config import Config
+from kerasclf.console import Stage, import_tensorflow_quietly
+from kerasclf.data import build_dataset
+from kerasclf.data.provenance import resume_dataset
+from kerasclf.models import build_model, is_checkpoint
+from kerasclf.models.data_init import init_from_data
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.registry import MODELS
+from kerasclf.runs.writable import check_free_space, check_writable
+from kerasclf.training.determinism import enable_determinism
+from kerasclf.training.feeding import preflight
+
 
 @dataclass
 class Prepared:
@@ -15,27 +30,16 @@ class Prepared:
 
 
 def setup_backend(cfg):
-    import keras
-
     if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
-        from kerasclf.training.determinism import enable_determinism
-
         enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
 
 
-def prepare(cfg, recorded_splits=None):
+def prepare(cfg: Config, recorded_splits: dict | None = None) -> Prepared:
     """Build data and model (no training). `recorded_splits` (a resumed run's splits.json):
     train, validate and test on exactly those images (kerasclf.data.provenance.resume_dataset)."""
-    from kerasclf.console import Stage, import_tensorflow_quietly
-    from kerasclf.data import build_dataset
-    from kerasclf.models import build_model, is_checkpoint
-    from kerasclf.models.freeze import apply_trainable
-    from kerasclf.training.feeding import preflight
-
-    from kerasclf.runs.writable import check_free_space, check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
     check_free_space(cfg.train.log_dir, "train.log_dir")  # a full disk: said now, not after data and model are built
@@ -43,15 +47,11 @@ def prepare(cfg, recorded_splits=None):
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
     if recorded_splits is not None:
-        from kerasclf.data.provenance import resume_dataset
-
         data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
     preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too
     with Stage(f"building the model {cfg.model.name}"):
         model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
-        from kerasclf.checkpoint import transfer_from_checkpoint
-
         transfer_from_checkpoint(model, cfg.model.weights)
     _init_from_data(cfg, model, data)
     trainable = apply_trainable(model, cfg.model.trainable)
@@ -76,9 +76,5 @@ def _init_from_data(cfg, model, data):
 
     Skipped when weights come from a file: the saved, data-derived values are already loaded.
     """
-    from kerasclf.registry import MODELS
-
     if MODELS.get(cfg.model.name).meta.get("needs_data") and cfg.model.weights is None:
-        from kerasclf.models.data_init import init_from_data
-
         init_from_data(model, data.train.x, seed=cfg.seed)

@@ -6,10 +6,15 @@ wraps the model so it takes indices (see resident.py).
 
 import keras
 
+from kerasclf.backend import have_tensorflow
 from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
+from kerasclf.data.sampler import build_sampler
 from kerasclf.errors import ConfigError
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
+from kerasclf.training.callbacks import EpochClock
+from kerasclf.training.gradient_flow import check_backend
+from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, table_bytes
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30
@@ -28,8 +33,6 @@ class _EpochOrdered:
 
     def callbacks(self):
         """Callbacks the feeding needs in `fit`: EpochClock tells the orders which epoch runs."""
-        from kerasclf.training.callbacks import EpochClock
-
         return [EpochClock(self.orders)]
 
     def seed_generators(self):
@@ -66,8 +69,6 @@ class ResidentFeeder(_EpochOrdered):
     resident = True
 
     def __init__(self, data, batch_size, one_hot_labels, seed=0, sampler=None):
-        from kerasclf.training.resident import InnerModelCheckpoint, ResidentData
-
         n = data.info.num_classes
         self.checkpoint = InnerModelCheckpoint
         self.batch_size = batch_size
@@ -89,9 +90,6 @@ def preflight(cfg, data):
     """The refusals of training's set-up that need the built data (or the Keras backend) but not
     a feeder, a compiled model or a run directory: run by assemble.prepare, so `--dry-run`
     refuses what the real run would refuse after data loading."""
-    from kerasclf.data.sampler import build_sampler
-    from kerasclf.training.gradient_flow import check_backend
-
     if cfg.train.data_on_device is True and data.streamed:
         raise ConfigError(
             "train.data_on_device=true copies every image to the accelerator, but the data is streamed from "
@@ -108,10 +106,6 @@ def preflight(cfg, data):
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
-    from kerasclf.backend import have_tensorflow
-    from kerasclf.data.sampler import build_sampler
-    from kerasclf.training.resident import table_bytes
-
     preflight(cfg, data)  # prepare() ran it already; cheap, and this function may be called on its own
     setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
     if setting == "auto":
