@@ -13,6 +13,7 @@ a temporary file while TensorFlow is imported and its devices are listed, then r
 was captured minus that noise, each line once.
 """
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -50,8 +51,6 @@ def import_tensorflow_quietly():
         sys.stderr.write(kept)
         sys.stderr.flush()
 
-
-import contextlib
 
 # What libjpeg (inside TensorFlow's decoder) prints straight to descriptor 2 about a damaged JPEG.
 _LIBJPEG = re.compile(r"^(Corrupt JPEG data|Premature end of JPEG|Improper call to JPEG library|Invalid JPEG|"

@@ -59,7 +59,7 @@ def config_error_raises(package=PACKAGE):
         if rel == "kerasclf/config.py" or rel.startswith("kerasclf/config/"):
             continue
 
-        def visit(node, where):
+        def visit(node, where, rel=rel):
             for child in ast.iter_child_nodes(node):
                 inner = where
                 if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -68,7 +68,7 @@ def config_error_raises(package=PACKAGE):
                     exc = child.exc.func if isinstance(child.exc, ast.Call) else child.exc
                     if getattr(exc, "id", getattr(exc, "attr", None)) == "ConfigError":
                         found.add(f"{rel}:{where}")
-                visit(child, inner)
+                visit(child, inner, rel)
 
         visit(ast.parse(path.read_text(encoding="utf-8")), "")
     return found
