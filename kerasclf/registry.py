@@ -62,6 +62,20 @@ def _literal(node):
         raise NotLiteral(ast.dump(node)) from None
 
 
+def _meta(keywords):
+    """A registration's keyword literals; a description computed at import (an f-string) is left
+    empty: validation needs names and meta, and listings import the modules."""
+    meta = {}
+    for k in keywords:
+        try:
+            meta[k.arg] = _literal(k.value)
+        except NotLiteral:
+            if k.arg != "description":
+                raise
+            meta[k.arg] = ""
+    return meta
+
+
 def _dotted(node):
     """'register_model' or 'MODELS.register' for a decorator's callee, else None."""
     if isinstance(node, ast.Name):
@@ -98,7 +112,13 @@ def read_entries(modules: Iterable[str], decorators: Iterable[str]) -> dict:
         tree = ast.parse(_module_source(module))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Call) and _dotted(node.func.func) in decorators:
-                raise NotLiteral(module)  # register(...)(fn) outside a decorator: not read here
+                # register("name", ...)(factory_expression): names and meta read; parameters unknown
+                args = [_literal(a) for a in node.func.args]
+                if len(args) != 1 or any(k.arg is None for k in node.func.keywords):
+                    raise NotLiteral(module)
+                meta = _meta(node.func.keywords)
+                entries[args[0]] = (Entry(args[0], None, meta.pop("description", ""), meta), None)
+                continue
             if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 continue
             for decorator in node.decorator_list:
@@ -107,7 +127,7 @@ def read_entries(modules: Iterable[str], decorators: Iterable[str]) -> dict:
                 args = [_literal(a) for a in decorator.args]
                 if len(args) != 1 or any(k.arg is None for k in decorator.keywords):
                     raise NotLiteral(node.name)
-                meta = {k.arg: _literal(k.value) for k in decorator.keywords}
+                meta = _meta(decorator.keywords)
                 doc = (ast.get_docstring(node) or "").strip().splitlines()
                 description = meta.pop("description", "") or (doc[0] if doc else "")
                 entries[args[0]] = (Entry(args[0], None, description, meta), _parameters(node))
@@ -189,11 +209,12 @@ class Registry:
         static = self._static_entries()
         return sorted(set(self._entries) | set(static)) if static is not None else self.names()
 
-    def lookup(self, name: str) -> tuple[Entry, list[str]]:
+    def lookup(self, name: str, params: bool = True) -> tuple[Entry, list[str] | None]:
         """(Entry, parameter names) of `name`, like get() but, for a built-in entry, read from
-        source when the registry is not loaded yet: the entry's factory is then None."""
+        source when the registry is not loaded yet: the entry's factory is then None.
+        params=False: the parameter names are not needed (None when the source does not say)."""
         static = self._static_entries()
-        if name in self._entries or static is None or name not in static:
+        if name in self._entries or static is None or name not in static or static[name][1] is None and params:
             entry = self._entries[name] if name in self._entries else self.get(name)
             return entry, list(inspect.signature(entry.factory).parameters)
         return static[name]
@@ -218,6 +239,7 @@ MODELS = Registry(
 )
 DATASETS = Registry(
     "data set", DataError, list_command="datasets", imports_keras=False,
+    decorators=("register_dataset", "DATASETS.register"),
     builtin_modules=(
         "kerasclf.data.sources.digits",
         "kerasclf.data.sources.synthetic",

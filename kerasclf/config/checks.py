@@ -130,7 +130,7 @@ def data_set_options(source: str) -> dict:
     """The options a registered data set declares (registry meta `options`: name -> (default, help))."""
     if source.startswith(FOLDER_PREFIX):
         return {}
-    return DATASETS.get(source).meta.get("options", {})
+    return DATASETS.lookup(source, params=False)[0].meta.get("options", {})  # from source: no data modules imported
 
 
 def _data_options(cfg):
@@ -141,7 +141,7 @@ def _data_options(cfg):
         if name not in declared and RETIRED_DATA_KEYS.get(name, object()) is value:
             del cfg.data.options[name]
             continue
-        owners = [e.name for e in DATASETS.entries() if name in e.meta.get("options", {})]
+        owners = [n for n in DATASETS.static_names() if name in DATASETS.lookup(n, params=False)[0].meta.get("options", {})]
         if name not in declared and owners:
             raise ConfigError(
                 f"data.{name} is an option of data set {', '.join(owners)}, not of '{cfg.data.source}': "
