@@ -38,8 +38,6 @@ ALLOWED = {
                                                 "system can say; first thing in prepare",
     "kerasclf/studies/runs.py:find_runs": NOT_CONFIG + " (compare's folder arguments)",
     "kerasclf/studies/sweep.py:_check_finished_match_plan": NOT_CONFIG + " (a study folder's finished runs)",
-    "kerasclf/studies/sweep.py:_read_config": "reads the sweep's base file; every point then goes through the "
-                                              "validation pass (_validated)",
     "kerasclf/studies/sweep.py:_validated": "the validation pass itself, per sweep point",
     "kerasclf/studies/sweep.py:load_study_file": NOT_CONFIG + " (the study file's own shape)",
     "kerasclf/studies/sweep.py:parse_grid": NOT_CONFIG + " (--grid syntax)",

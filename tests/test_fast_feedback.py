@@ -14,7 +14,7 @@ def _train_in_a_fresh_process(*args):
     code = (
         "import sys\nfrom kerasclf.cli import main\n"
         f"try:\n    main(['train', *{list(args)!r}])\nexcept SystemExit as exc:\n    print('EXIT', exc.code)\n"
-        "print('HEAVY', sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
+        "print('HEAVY', sorted(m for m in ('tensorflow', 'keras', 'jax', 'sklearn') if m in sys.modules))"
     )
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
