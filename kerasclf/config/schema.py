@@ -76,7 +76,7 @@ class DataConfig:
     )
     decoded_cache: bool = key(
         True, help="keep the decoded images of image files in <data cache>/decoded/ for the next run on the "
-        "same, unchanged files (docs/reliability.md)"
+        "same, unchanged files (docs/resume.md)"
     )
     sampler: SamplerConfig = section(SamplerConfig, help="P x K batches for metric learning (loss.aux)")
     options: dict = key(
