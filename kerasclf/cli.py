@@ -60,25 +60,30 @@ def train(config_path, overrides, data_dir, dry_run, resume_dir):
 
 
 def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
+    from pathlib import Path
+
     from kerasclf.config import load_config
-    from kerasclf.console import import_tensorflow_quietly
+    from kerasclf.console import Stage, import_tensorflow_quietly
     from kerasclf.errors import ConfigError
 
-    import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
-
     resume = None
+    if resume_dir and config_path:
+        raise ConfigError(
+            "--resume takes the config from the run directory's config.yaml; drop --config "
+            "(to train a changed config, start a new run with --config)."
+        )
+    # The config is checked before TensorFlow is imported (15-60 s): a config error comes in about a second.
+    if not resume_dir:
+        cfg = load_config(config_path, overrides)
+    elif (Path(resume_dir) / "config.yaml").is_file():
+        load_config(Path(resume_dir) / "config.yaml", overrides)  # open_resume checks it again, with the run
+    with Stage("starting TensorFlow"):
+        import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
     if resume_dir:
-        if config_path:
-            raise ConfigError(
-                "--resume takes the config from the run directory's config.yaml; drop --config "
-                "(to train a changed config, start a new run with --config)."
-            )
         from kerasclf.runs.keeper import open_resume
 
         resume = open_resume(resume_dir, overrides, data_dir)
         cfg = resume.cfg
-    else:
-        cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
     from kerasclf.training.assemble import prepare

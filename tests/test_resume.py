@@ -135,7 +135,7 @@ def test_non_finite_loss_stops_with_advice_and_keeps_a_loadable_checkpoint(cli, 
     err = result.stderr
     assert "Traceback" not in result.output
     assert "The training loss became nan at epoch 3, step 1 of" in err
-    for advice in ("learning rate", "inputs", "mixed_float16", "resumed"):
+    for advice in ("learning rate", "inputs", "mixed_float16", "--resume"):
         assert advice in err
     assert [row["epoch"] for row in history(run)] == ["1", "2"]  # the bad epoch is not logged
     assert metrics(run)["stopped"] == "non-finite loss"

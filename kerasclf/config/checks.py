@@ -5,7 +5,6 @@ before data is read or a run directory exists.
 """
 
 import dataclasses
-import inspect
 import typing
 from pathlib import Path
 
@@ -62,7 +61,31 @@ def _normalise_weights(model):
                 "backbones, downloaded once), 'none' (random initialisation), or an existing weights file "
                 "(.weights.h5, a keras.applications .h5, a KerasHub preset folder, or a kerasclf .keras checkpoint)."
             )
+        if path.is_file():
+            _check_weights_file(path, weights)
         model.weights = str(path)
+
+
+_WEIGHTS_MAGIC = {b"PK\x03\x04": "a .keras checkpoint (zip archive)", b"\x89HDF\r\n\x1a\n": "an HDF5 weights file"}
+
+
+def _check_weights_file(path, given):
+    """A file in model.weights must be a .keras zip or an HDF5 file (.weights.h5, a keras.applications
+    .h5): anything else would reach Keras, whose message ("file not found") is not what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as exc:
+        raise ConfigError(f"model.weights {str(given)!r} cannot be read ({exc.strerror}).") from None
+    kind = next((what for magic, what in _WEIGHTS_MAGIC.items() if head.startswith(magic)), None)
+    if kind is None or (path.name.endswith(".keras") and not head.startswith(b"PK")):
+        shown = head.decode("latin-1").encode("unicode_escape").decode()
+        raise ConfigError(
+            f"model.weights {str(given)!r} exists but is not a weights file: it is neither a .keras "
+            f"checkpoint (a zip archive) nor an HDF5 weights file (.weights.h5 / .h5); it starts with "
+            f"{shown!r}. Pass a file written by `kerasclf train` (best.keras) or model.save_weights, "
+            "'imagenet', or 'none'."
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -81,8 +104,7 @@ def _fractions_leave_training_data(cfg):
 
 def _model_keys_and_weights(cfg):
     """Builder keys exist in the builder's signature; 'imagenet' only where pretrained weights exist."""
-    entry = MODELS.get(cfg.model.name)
-    params = inspect.signature(entry.factory).parameters
+    entry, params = MODELS.lookup(cfg.model.name)  # from source for built-ins: no Keras import
     accepted = [p for p in params if p not in ("x", "weights")]
     own = [f.name for f in dataclasses.fields(ModelConfig) if f.name != "kwargs"]
     for name in cfg.model.kwargs:
@@ -92,7 +114,7 @@ def _model_keys_and_weights(cfg):
                 f"{did_you_mean(name, accepted + own)} Valid keys there: {', '.join(own + accepted)}."
             )
     if cfg.model.weights == "imagenet" and not entry.meta.get("pretrained"):
-        pretrained = [e.name for e in MODELS.entries() if e.meta.get("pretrained")]
+        pretrained = [n for n in MODELS.static_names() if MODELS.lookup(n)[0].meta.get("pretrained")]
         raise ConfigError(
             f"model.weights=imagenet: model '{cfg.model.name}' has no pretrained weights (it is trained from "
             f"scratch). Use model.weights=none, or a pretrained model: {', '.join(pretrained)}."
@@ -118,7 +140,7 @@ def data_set_options(source: str) -> dict:
     """The options a registered data set declares (registry meta `options`: name -> (default, help))."""
     if source.startswith(FOLDER_PREFIX):
         return {}
-    return DATASETS.get(source).meta.get("options", {})
+    return DATASETS.lookup(source, params=False)[0].meta.get("options", {})  # from source: no data modules imported
 
 
 def _data_options(cfg):
@@ -129,7 +151,7 @@ def _data_options(cfg):
         if name not in declared and RETIRED_DATA_KEYS.get(name, object()) is value:
             del cfg.data.options[name]
             continue
-        owners = [e.name for e in DATASETS.entries() if name in e.meta.get("options", {})]
+        owners = [n for n in DATASETS.static_names() if name in DATASETS.lookup(n, params=False)[0].meta.get("options", {})]
         if name not in declared and owners:
             raise ConfigError(
                 f"data.{name} is an option of data set {', '.join(owners)}, not of '{cfg.data.source}': "
@@ -170,7 +192,7 @@ def _monitor_is_logged(cfg):
 def label_format(cfg: Config) -> str:
     """The label format the run feeds: one-hot when smoothing or batch mixing needs it, or
     when the loss takes nothing else; class indices otherwise (cheaper)."""
-    entry = LOSSES.get(cfg.loss.name)
+    entry = LOSSES.lookup(cfg.loss.name)[0]
     if entry.meta.get("task", "multiclass") != "multiclass":
         return entry.meta["labels"][0]  # multi-hot vectors or masks, fed as they are
     accepted = entry.meta.get("labels", ("sparse",))
@@ -249,8 +271,49 @@ def _mixing_on_host(cfg):
         )
 
 
+def _sampler_fits_batch(cfg):
+    """P x K batches (kerasclf.data.sampler): both numbers or neither, and data.batch_size = P * K."""
+    p, k = cfg.data.sampler.classes_per_batch, cfg.data.sampler.images_per_class
+    if p is None and k is None:
+        return
+    if p is None or k is None:
+        raise ConfigError(
+            f"data.sampler needs both classes_per_batch (P) and images_per_class (K), each >= 2, got "
+            f"classes_per_batch={p!r}, images_per_class={k!r}: with P = 1 a batch has no negatives, with "
+            "K = 1 no positives. Example: data.sampler: {classes_per_batch: 16, images_per_class: 4}."
+        )
+    if cfg.data.batch_size != p * k:
+        raise ConfigError(
+            f"data.sampler gives training batches of P * K = {p} * {k} = {p * k} images but "
+            f"data.batch_size is {cfg.data.batch_size}; set data.batch_size={p * k} (it also sizes "
+            "evaluation batches and the schedule's steps per epoch)."
+        )
+
+
+def _device_table_from_memory(cfg):
+    if cfg.train.data_on_device is True and cfg.data.stream is True:
+        raise ConfigError(
+            "train.data_on_device=true copies every image to the accelerator, but data.stream=true streams "
+            "them from disk: set data.stream=false to decode them into memory, or train.data_on_device=auto."
+        )
+
+
+def _crop_padding_fits(cfg):
+    """Known here when data.image_size is set; otherwise the image size comes from the data
+    (kerasclf.layers.augment checks it when the model is built, which --dry-run does too)."""
+    size = cfg.data.image_size
+    if size is not None and cfg.augment.crop_padding >= min(size):
+        raise ConfigError(
+            f"augment.crop_padding={cfg.augment.crop_padding} is too large for {size[0]}x{size[1]} images "
+            f"(data.image_size): reflect padding needs it below {min(size)} (4 is usual for 32x32)."
+        )
+
+
 CROSS_CHECKS = [
     _fractions_leave_training_data,
+    _sampler_fits_batch,
+    _device_table_from_memory,
+    _crop_padding_fits,
     _data_options,
     _model_keys_and_weights,
     _schedule_options,

@@ -62,7 +62,7 @@ class Registered:
 
     def __call__(self, value) -> Problem:
         registry = getattr(registries, self.registry)
-        names = registry.names()
+        names = registry.static_names()  # built-in names read from source: no Keras import here
         if value in names or value in self.also:
             return None
         listing = f" (`kerasclf {registry.list_command}` lists them)" if registry.list_command else ""

@@ -74,6 +74,10 @@ class DataConfig:
     memory_fraction: float = key(
         0.25, Range(0, 1, lo_open=True), help="share of the available RAM that stream=auto allows in memory"
     )
+    decoded_cache: bool = key(
+        True, help="keep the decoded images of image files in <data cache>/decoded/ for the next run on the "
+        "same, unchanged files (docs/resume.md)"
+    )
     sampler: SamplerConfig = section(SamplerConfig, help="P x K batches for metric learning (loss.aux)")
     options: dict = key(
         factory=dict, help="options a data set declares (`kerasclf datasets`), written as keys of this "

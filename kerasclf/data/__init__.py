@@ -51,10 +51,15 @@ def load_raw(source, data_cfg, seed=0, keep_files=False):
         return load_folder(
             source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
             stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
-            batch_size=data_cfg.batch_size,
+            batch_size=data_cfg.batch_size, cache=decoded_cache(data_cfg),
         )
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
+
+
+def decoded_cache(data_cfg: DataConfig):
+    """The folder of the decoded-image cache (kerasclf.data.decoded), or None when data.decoded_cache is off."""
+    return cache_dir(data_cfg.data_dir) if getattr(data_cfg, "decoded_cache", True) else None
 
 
 def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False) -> Dataset:
@@ -135,8 +140,12 @@ def _decode_or_stream(splits, data_cfg, keep_files=False):
     count = sum(len(splits[name]) for name in on_disk)
     size = splits[on_disk[0]].x.image_size
     stream = keep_files or choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
-    prepare = readable_split if stream else decode_split
-    return {name: prepare(s, f"{data_cfg.source} ({name})") if name in on_disk else s for name, s in splits.items()}
+    if stream:
+        return {name: readable_split(s, f"{data_cfg.source} ({name})") if name in on_disk else s
+                for name, s in splits.items()}
+    cache = decoded_cache(data_cfg)
+    return {name: decode_split(s, f"{data_cfg.source} ({name})", cache) if name in on_disk else s
+            for name, s in splits.items()}
 
 
 def _check_class_count(data_cfg, class_names):

@@ -112,6 +112,17 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _orientation(numbers):
+    """What the report and training do with EXIF orientation tags (phone photos stored sideways)."""
+    turned = numbers.get("exif_turned") or {}
+    if not turned:
+        return []
+    counts = ", ".join(f"{split}: {n:,} of {numbers['sizes'][split]:,}" for split, n in turned.items())
+    return [f"EXIF orientation is applied when decoding (training, evaluation and the samples above show photos "
+            f"upright; the sizes here are the upright ones). Files with an orientation tag that turns or flips "
+            f"them: {counts}.", ""]
+
+
 def _markdown(numbers, figures):
     names, counts = numbers["class_names"], numbers["counts"]
     splits = list(counts)
@@ -144,6 +155,7 @@ def _markdown(numbers, figures):
         "",
         f"![image sizes]({figures['image_sizes']})",
         "",
+        *_orientation(numbers),
         _table(["split", "distinct sizes", "height min/median/max", "width min/median/max", "most common (h x w: n)"],
                [[s, v["distinct"], "{min}/{median:g}/{max}".format(**v["height"]),
                  "{min}/{median:g}/{max}".format(**v["width"]),

@@ -136,10 +136,22 @@ def _fmt(value):
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
+def _queries(metrics):
+    """Which images precision@1, R-precision and MAP@R average over: queries with a class mate."""
+    size, queries = metrics["size"], metrics.get("queries", metrics["size"])
+    if queries == size:
+        return f"{size} {metrics['split']} images, each a query against all others."
+    alone = size - queries
+    return (f"{queries} of the {size} {metrics['split']} images are queries against all others; the other "
+            f"{alone} {'has' if alone == 1 else 'have'} no other image of {'its' if alone == 1 else 'their'} class "
+            "here, so no right answer, and {} not counted in precision@1, R-precision or MAP@R."
+            .format("is" if alone == 1 else "are"))
+
+
 def _markdown(metrics, figures, projector, link_base):
     lines = ["## Embeddings", "",
              f"Embedding: the classification head's input ({metrics['dim']} values), L2-normalised; "
-             f"{metrics['size']} {metrics['split']} images, each a query against all others.", "",
+             f"{_queries(metrics)}", "",
              "| metric | value |", "|---|---|"]
     rows = [("precision@1", "precision_at_1"), ("R-precision", "r_precision"), ("MAP@R", "map_at_r"),
             ("NMI (k-means)", "nmi_kmeans"), ("mean intra-class distance", "mean_intra_distance"),

@@ -47,6 +47,17 @@ def _tensorflow_gradient(loss):
 GRADIENT_BUILDERS = {"jax": _jax_gradient, "tensorflow": _tensorflow_gradient}
 
 
+def check_backend():
+    """The Keras backend, when gradient flow can be probed on it (else a ConfigError)."""
+    backend = keras.backend.backend()
+    if backend not in GRADIENT_BUILDERS:
+        raise ConfigError(
+            f"train.gradient_flow_every works on the {' and '.join(GRADIENT_BUILDERS)} backends, not "
+            f"{backend!r}: set KERAS_BACKEND, or train.gradient_flow_every=0."
+        )
+    return backend
+
+
 class GradientProbe:
     """probe(x, y) -> {id(variable): numpy gradient} of loss_fn(y, model(x, training=True)).
 
@@ -55,12 +66,7 @@ class GradientProbe:
     """
 
     def __init__(self, model, loss_fn):
-        backend = keras.backend.backend()
-        if backend not in GRADIENT_BUILDERS:
-            raise ConfigError(
-                f"train.gradient_flow_every works on the {' and '.join(GRADIENT_BUILDERS)} backends, not "
-                f"{backend!r}: set KERAS_BACKEND, or train.gradient_flow_every=0."
-            )
+        backend = check_backend()
         self.model, self.loss_fn = model, loss_fn
         self._gradient = GRADIENT_BUILDERS[backend](self._loss)
 

@@ -7,6 +7,7 @@ from); evaluation reports go to eval/<split>/. Every file is written atomically
 state and clean stops are training/keeper.py.
 """
 
+import logging
 import math
 import warnings
 from dataclasses import replace
@@ -19,7 +20,7 @@ from kerasclf.backend import have_tensorboard
 from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import Config, data_task, label_format
 from kerasclf.data.pipeline import predict_inputs
-from kerasclf.data.provenance import write_splits
+from kerasclf.data.provenance import FILENAME, read_splits, write_splits
 from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
 from kerasclf.evaluation.evaluate import evaluate_checkpoint
 from kerasclf.evaluation.figures import confusion_matrix_image
@@ -122,6 +123,10 @@ def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
     (training/stops.py); what the finished epochs saved stays."""
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
+    if initial_epoch < epochs:
+        logging.getLogger("kerasclf").info(
+            "training epochs %d-%d; the first step compiles the model, which can take a minute on a CPU",
+            initial_epoch + 1, epochs)
     fit_model.fit(
         initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
     )
@@ -137,7 +142,8 @@ def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[R
     Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
     keeper = None
-    prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
+    recorded = read_splits(resume.run_dir) if resume is not None else None
+    prepared = prepare(cfg, recorded)  # first: it checks log_dir and imports TensorFlow quietly
     try:
         feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
         keeper = RunKeeper(cfg, prepared.model, feeder, resume)
@@ -149,7 +155,8 @@ def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[R
 def _train(cfg, prepared, feeder, keeper, verbose):
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
-    write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
+    if not (run_dir / FILENAME).is_file():  # a resumed run keeps its record (and trains on it: assemble.prepare)
+        write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
     if keeper.next_epoch == 0 and len(data.train):
         write_augmented_batch(model, data.train, data.info.class_names, run_dir / "augmented_batch.png", seed=cfg.seed)
     has_val = data.val is not None and len(data.val) > 0
@@ -253,6 +260,7 @@ def _metrics(summary, keeper, log, monitor, feeder, stop=None):
         {2: "SIGINT", 15: "SIGTERM"}.get(stop.signum, "signal") if isinstance(stop, RunInterrupted) else "non-finite loss"
     )
     metrics["sessions"] = keeper.sessions
+    metrics["changes"] = keeper.changes  # what a resume changed, e.g. a lowered optim.lr after a non-finite loss
     metrics["resumed_from_epoch"] = keeper.resumed_from
     return metrics
 

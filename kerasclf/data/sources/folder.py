@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.console import display
+from kerasclf.console import Stage, display
 from kerasclf.data.files import FileImages, choose_stream
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
@@ -112,10 +112,12 @@ def _drop_classes(splits, class_dirs, present, layout):
     return out, [display(class_dirs[c]) for c in present]
 
 
-def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None):
+def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None,
+                cache=None):
     """RawDataset of the folder, decoded into memory; or, when `stream` says so (data.stream:
     true, or "auto" with the decoded images above `memory_fraction` of the available memory),
-    FileImages splits left on disk for build_dataset to stream (kerasclf.data.files)."""
+    FileImages splits left on disk for build_dataset to stream (kerasclf.data.files). `cache`:
+    the data cache folder, where decoded images are kept for the next run (kerasclf.data.decoded)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
@@ -129,7 +131,8 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
             f"{display(layout['train'])}/<class_name>/<image files> (JPEG, PNG, BMP or GIF)."
         )
     _check_split_classes(layout, set(class_dirs))
-    scanned = {split: _scan(d, class_dirs) for split, d in layout.items()}
+    with Stage(f"listing the image files of {display(root)}"):
+        scanned = {split: _scan(d, class_dirs) for split, d in layout.items()}
     train_paths, train_labels = scanned["train"]
     if not train_paths:
         raise DataError(
@@ -153,7 +156,7 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
     for split, (paths, labels) in scanned.items():
         if not paths:
             continue
-        x, kept = decode_files(paths, image_size, resize)
+        x, kept = decode_files(paths, image_size, resize, cache=cache)
         if not kept:
             raise DataError(
                 f"None of the {len(paths)} image files under {display(layout[split])!r} could be read; "
