@@ -218,6 +218,9 @@ class OptimConfig:
     lookahead_every: int = key(0, AT_LEAST_0)
     lookahead_decay: float = key(0.7737809375, Range(0, 1))  # the slow copy's final weight (0.95**5)
     lookahead_power: float = key(3.0, AT_LEAST_0)  # weight = decay * (step / total_steps) ** power
+    # The batch size optim.lr was tuned for; set: lr x data.batch_size / this (the linear scaling
+    # rule, Goyal et al. 2017). null: the rate is used as given, whatever the batch or device count.
+    scale_lr_with_batch: Optional[int] = key(None, AT_LEAST_1)
 
 
 @dataclass
@@ -257,6 +260,11 @@ class TrainConfig:
     gradient_flow_every: int = key(0, AT_LEAST_0)  # mean/max |gradient| per weight layer before training and every N epochs (0 = off)
     gradient_flow_batch: int = key(64, AT_LEAST_1)  # images in the fixed probe batch (a seeded sample of the training split)
     deterministic: bool = False  # true: same seed -> same metrics (op determinism, ordered tf.data; slower)
+    # none | mirrored | multi-worker (TensorFlow) | data-parallel (JAX): kerasclf.training.distribute
+    distribute: str = key("none", Registered("DISTRIBUTIONS"))
+    hosts: list[str] = field(default_factory=list)  # data-parallel on several processes: host:port of each, process 0 first
+    process_id: Optional[int] = key(None, AT_LEAST_0)  # this process's index in train.hosts (else $KERAS_DISTRIBUTION_PROCESS_ID or $SLURM_PROCID)
+    cpu_devices: Optional[int] = key(None, AT_LEAST_1)  # split the CPU into N logical devices (distribution without accelerators)
 
 
 @dataclass
@@ -568,7 +576,50 @@ def _mixing_on_host(cfg):
         )
 
 
+PROCESS_ID_VARIABLES = ("KERAS_DISTRIBUTION_PROCESS_ID", "SLURM_PROCID")
+
+
+def process_id(cfg):
+    """This process's index among train.hosts: the config, else the launcher's variable."""
+    import os
+
+    if cfg.train.process_id is not None:
+        return cfg.train.process_id
+    for name in PROCESS_ID_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return None
+
+
+def _distribution_fits(cfg):
+    """train.distribute's engine runs on one backend; several hosts need data-parallel and an id."""
+    from kerasclf.backend import keras_backend
+    from kerasclf.registry import DISTRIBUTIONS
+
+    name, backend = cfg.train.distribute, keras_backend()
+    if cfg.train.hosts and name != "data-parallel":
+        raise ConfigError(
+            f"train.hosts starts a JAX multi-process run and needs train.distribute=data-parallel; got {name}. "
+            "TensorFlow clusters are described by TF_CONFIG with train.distribute=multi-worker."
+        )
+    if len(cfg.train.hosts) > 1:
+        pid = process_id(cfg)
+        if pid is None or pid >= len(cfg.train.hosts):
+            raise ConfigError(
+                f"train.hosts lists {len(cfg.train.hosts)} processes, so each needs its index 0..{len(cfg.train.hosts) - 1}: "
+                f"set train.process_id or one of {', '.join(PROCESS_ID_VARIABLES)}; got {pid}."
+            )
+    needs = DISTRIBUTIONS.get(name).meta.get("backend")
+    if needs and needs != backend:
+        raise ConfigError(
+            f"train.distribute={name} runs on the {needs} backend, but Keras uses {backend}: "
+            f"run with KERAS_BACKEND={needs}, or choose "
+            f"{'data-parallel' if backend == 'jax' else 'mirrored or multi-worker'} for {backend}."
+        )
+
+
 CROSS_CHECKS = [
+    _distribution_fits,
     _fractions_leave_training_data,
     _model_keys_and_weights,
     _schedule_options,

@@ -20,7 +20,9 @@ from kerasclf.config import dump_config, from_dict, load_config, to_dict
 from kerasclf.errors import CheckpointError, ConfigError, RunInterrupted, StorageError
 
 # --set keys a resume may change: they do not change what is trained.
-HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir")
+# The device layout may change between sessions: data.batch_size stays the global batch.
+HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir", "train.distribute", "train.cpu_devices",
+                      "train.hosts", "train.process_id")
 # Schedules whose learning rate at step s does not depend on the total number of epochs.
 EXTENDABLE_SCHEDULES = ("constant", "step")
 TENSORBOARD_DIR = "tensorboard"
