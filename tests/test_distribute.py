@@ -18,11 +18,11 @@ import pytest
 from kerasclf.config import load_config
 from kerasclf.errors import ConfigError
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_CNN
 
 # Two epochs of the demo's digits; BatchNorm per replica on TensorFlow sees half the batch,
 # so the curves agree to about 1e-2 there (JAX computes BatchNorm over the global batch).
-BASE = ["--config", str(REPO_ROOT / "configs/digits/demo.yaml"), "--set", "train.epochs=2",
+BASE = ["--config", str(REPO_ROOT / "configs/digits/demo.yaml"), *TINY_CNN, "--set", "train.epochs=2",
         "--set", "optim.warmup_epochs=0", "--set", "train.evaluate_after=false", "--set", "train.verbose=0"]
 TOLERANCE = {"tensorflow": 0.03, "jax": 1e-3}
 
