@@ -4,6 +4,10 @@ Nothing here imports Keras or TensorFlow at module import time (the CLI must sta
 """
 
 import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
 
 
 def have_tensorflow():
@@ -16,15 +20,9 @@ def have_tensorboard():
     return have_tensorflow() and importlib.util.find_spec("tensorboard") is not None
 
 
-
 def keras_backend():
     """The backend Keras runs (or will run) on, without importing Keras: KERAS_BACKEND, else
     the `backend` of $KERAS_HOME/keras.json (~/.keras), else tensorflow (Keras's own order)."""
-    import json
-    import os
-    import sys
-    from pathlib import Path
-
     if "keras" in sys.modules:
         return sys.modules["keras"].backend.backend()
     if os.environ.get("KERAS_BACKEND"):

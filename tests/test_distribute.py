@@ -14,11 +14,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO_ROOT, TINY_CNN
 
 from kerasclf.config import load_config
 from kerasclf.errors import ConfigError
-
-from conftest import REPO_ROOT, TINY_CNN
 
 # Two epochs of the demo's digits; BatchNorm per replica on TensorFlow sees half the batch,
 # so the curves agree to about 1e-2 there (JAX computes BatchNorm over the global batch).
@@ -214,3 +213,21 @@ def test_an_array_task_outside_the_written_list_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="lists 0 runs"):
         run_task(tmp_path / "s", 3)
 
+
+
+@pytest.mark.slow
+def test_two_jax_processes_on_localhost_write_one_run_directory(tmp_path):
+    pytest.importorskip("jax")
+    hosts = ", ".join(f"127.0.0.1:{p}" for p in _free_ports(1) * 2)  # process 0's address is the coordinator
+    procs = []
+    for index in range(2):
+        args = [*BASE, "--set", f"train.log_dir={tmp_path / 'logs'}", "--set", "train.run_name=cluster",
+                "--set", "train.distribute=data-parallel", "--set", f"train.hosts=[{hosts}]"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "kerasclf.cli", "train", *args], cwd=tmp_path,
+                                      env=_env("jax", KERAS_DISTRIBUTION_PROCESS_ID=str(index)),
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=1200)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n----\n".join(o[-2000:] for o in outputs)
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["cluster"]
+    m = _metrics(tmp_path / "logs" / "cluster")
+    assert (m["distribute"], m["hosts"], m["devices"], m["epochs_run"]) == ("data-parallel", 2, 2, 2)

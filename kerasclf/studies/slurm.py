@@ -20,7 +20,15 @@ import sys
 from pathlib import Path
 
 from kerasclf.errors import ConfigError
-from kerasclf.studies.sweep import Plan, Point, _check_finished_match_plan, _child_env, _Runner, states, write_study_files
+from kerasclf.studies.sweep import (
+    Plan,
+    Point,
+    _check_finished_match_plan,
+    _child_env,
+    _Runner,
+    states,
+    write_study_files,
+)
 
 SLURM_DIR = "slurm"
 TASKS_FILE = "tasks.json"

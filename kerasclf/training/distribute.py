@@ -14,6 +14,9 @@ writes the run directory; the other workers train into a scratch folder that is 
 
 `train.cpu_devices` splits the host CPU into N logical devices, so that all of this runs (and
 is tested) on a machine without accelerators.
+
+Each engine imports its framework (tensorflow, jax, keras) inside its factory: this registry
+is read when the config is validated, and a JAX-only install has no TensorFlow.
 """
 
 import contextlib
@@ -23,7 +26,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 
-from kerasclf.config import process_id
+from kerasclf.backend import have_tensorflow, keras_backend
+from kerasclf.config.checks import process_id
+from kerasclf.console import import_tensorflow_quietly
 from kerasclf.errors import ConfigError
 from kerasclf.registry import DISTRIBUTIONS
 
@@ -55,8 +60,6 @@ class Distribution:
         """The chief runs `cfg`; another worker writes its run folder to scratch (removed by
         `close`) and skips the after-training reports, which the chief writes."""
         if self.needs_tf_data:
-            from kerasclf.backend import have_tensorflow
-
             if not have_tensorflow():
                 raise ConfigError(
                     "A multi-process data-parallel run feeds each process its share through tf.data, which needs "
@@ -162,12 +165,8 @@ def _data_parallel(cfg):
 
 def build_distribution(cfg):
     """The run's Distribution (devices split and engines started here, before any data)."""
-    from kerasclf.backend import keras_backend
-
     backend = keras_backend()
     if backend == "tensorflow":
-        from kerasclf.console import import_tensorflow_quietly
-
         import_tensorflow_quietly()  # its start-up lines once, before a strategy imports it
     split_cpu(cfg.train.cpu_devices, backend)
     return DISTRIBUTIONS.get(cfg.train.distribute).factory(cfg)

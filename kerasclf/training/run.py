@@ -9,26 +9,44 @@ state and clean stops are training/keeper.py.
 
 import math
 import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Union
 
-from kerasclf.config import label_format
+from kerasclf.backend import have_tensorboard
+from kerasclf.checkpoint import load_checkpoint
+from kerasclf.config import Config, label_format
+from kerasclf.data.pipeline import predict_inputs
+from kerasclf.data.provenance import write_splits
+from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
+from kerasclf.evaluation.evaluate import evaluate_checkpoint
+from kerasclf.layers.jit import warn_if_not_jit
+from kerasclf.layers.mixing import batch_mixer
+from kerasclf.losses import build_loss
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.runs.atomic import write_json
+from kerasclf.runs.keeper import Resume, RunKeeper
+from kerasclf.runs.rundir import unlock_run_dir
+from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
+from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+from kerasclf.training.distribute import build_distribution, check_global_batch
+from kerasclf.training.epoch_hooks import EpochHooks
+from kerasclf.training.feeding import choose_feeder
+from kerasclf.training.gradient_flow import gradient_flow_callbacks
+from kerasclf.training.optimizers import build_optimizer
+from kerasclf.training.progress import fit_verbosity
 
 
 def _mixing_fn(cfg):
     if not (cfg.augment.mixup or cfg.augment.cutmix):
         return None
-    from kerasclf.layers.mixing import batch_mixer
-
     return batch_mixer(cfg.augment.mixup, cfg.augment.cutmix, seed=cfg.seed)
 
 
 def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     """Compile with the configured loss (kerasclf.losses) and optimizer (kerasclf.training.optimizers);
     `optim`/`epochs` override for a fine-tuning phase."""
-    from kerasclf.layers.jit import warn_if_not_jit
-    from kerasclf.losses import build_loss
-    from kerasclf.training.optimizers import build_optimizer
-
     optimizer = build_optimizer(scaled_optim(optim or cfg.optim, cfg.data.batch_size), steps_per_epoch,
                                 epochs or cfg.train.epochs)
     loss, _ = build_loss(cfg)
@@ -46,8 +64,6 @@ def scaled_optim(optim, batch_size):
     """optim.scale_lr_with_batch: the linear scaling rule, lr x batch / the batch lr was tuned for."""
     if not optim.scale_lr_with_batch:
         return optim
-    from dataclasses import replace
-
     return replace(optim, lr=optim.lr * batch_size / optim.scale_lr_with_batch)
 
 
@@ -61,10 +77,6 @@ def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_st
     the best of the epochs already in the history (an earlier phase or session). `keeper`
     (training/keeper.py) gives the history writer, TensorBoard and early stopping that
     continue across phases and resumed sessions. keep_best=False: no best.keras (_keeps_best)."""
-    from kerasclf.backend import have_tensorboard
-    from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
-    from kerasclf.training.epoch_hooks import EpochHooks
-
     run_dir = keeper.run_dir
     callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
@@ -92,15 +104,13 @@ def _best_so_far(rows, monitor, mode):
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
     (training/stops.py); what the finished epochs saved stays."""
-    from kerasclf.training.progress import fit_verbosity
-
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
     fit_model.fit(
         initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
     )
 
 
-def train(cfg, verbose=None, resume=None):
+def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[Resume] = None) -> tuple[Path, dict]:
     """Train per `cfg`; returns (run_dir, metrics).
 
     With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
@@ -111,8 +121,6 @@ def train(cfg, verbose=None, resume=None):
     engine's scope; the test accuracy and reports after training run on one device.
     Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
-    from kerasclf.training.distribute import build_distribution, check_global_batch
-
     distribution = build_distribution(cfg)  # first: a TensorFlow cluster must start before any other op
     cfg = distribution.local_config(cfg)
     keeper = None
@@ -122,25 +130,15 @@ def train(cfg, verbose=None, resume=None):
             check_global_batch(cfg.data.batch_size, distribution)
             prepared.summary.update(distribution.describe(cfg.data.batch_size))
             prepared.summary["lr_effective"] = scaled_optim(cfg.optim, cfg.data.batch_size).lr
-            from kerasclf.runs.keeper import RunKeeper
-            from kerasclf.training.feeding import choose_feeder
-
             feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
             keeper = RunKeeper(cfg, prepared.model, feeder, resume)
         return _train(cfg, prepared, feeder, keeper, verbose, distribution)
     finally:  # the run directory is free again (for a --resume in this same process, too)
-        from kerasclf.runs.rundir import unlock_run_dir
-
         unlock_run_dir(keeper.lock if keeper is not None else getattr(resume, "lock", None))
         distribution.close()
 
 
 def _train(cfg, prepared, feeder, keeper, verbose, distribution):
-    from kerasclf.data.provenance import write_splits
-    from kerasclf.errors import RunStopped
-    from kerasclf.losses import composite as aux_loss
-    from kerasclf.training.gradient_flow import gradient_flow_callbacks
-
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
     write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
@@ -182,10 +180,6 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
             if keeper.next_epoch < first:
                 run_phase(1, 0, first)
             if cfg.train.finetune_epochs and log().get(monitor) and keeper.next_epoch < total:
-                from dataclasses import replace
-
-                from kerasclf.models.freeze import apply_trainable
-
                 prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
                 optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
                 run_phase(2, first, total, optim=optim, epochs=cfg.train.finetune_epochs)
@@ -229,8 +223,6 @@ def _history_log(rows):
 
 def _metrics(summary, keeper, log, monitor, feeder, stop=None):
     """metrics.json: `stopped` names why a run ended early (null when it finished)."""
-    from kerasclf.errors import RunInterrupted
-
     metrics = _run_metrics(summary, log, monitor, keeper.wall_seconds(), stop is not None)
     metrics["data_on_device"] = feeder.resident
     metrics["stopped"] = None if stop is None else (
@@ -244,13 +236,10 @@ def _metrics(summary, keeper, log, monitor, feeder, stop=None):
 def _evaluate_after(checkpoint, data, split, embeddings=False):
     """Reports for the run's checkpoint on the data already in memory; a failure keeps the run.
     `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
-    from kerasclf.errors import KerasclfError
-    from kerasclf.evaluation.evaluate import evaluate_checkpoint
-
     try:
         return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
-        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
+        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}", stacklevel=2)
         return None
 
 
@@ -272,15 +261,10 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 
 def _test_accuracy(checkpoint, split, batch_size):
-    from kerasclf.checkpoint import load_checkpoint
-    from kerasclf.data.pipeline import predict_inputs
-
     model, _ = load_checkpoint(checkpoint)
     probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
 
 def _write_json(path, obj):
-    from kerasclf.runs.atomic import write_json
-
     write_json(path, obj, default=float)
