@@ -221,7 +221,10 @@ def _distribution_fits(cfg):
                 f"0..{len(cfg.train.hosts) - 1}: set train.process_id or one of {', '.join(PROCESS_ID_VARIABLES)}; "
                 f"got {pid}."
             )
-    needs = DISTRIBUTIONS.get(name).meta.get("backend")
+    entry = DISTRIBUTIONS.get(name)
+    if entry.meta.get("unusable"):
+        raise ConfigError(entry.meta["unusable"])
+    needs = entry.meta.get("backend")
     if needs and needs != backend:
         raise ConfigError(
             f"train.distribute={name} runs on the {needs} backend, but Keras uses {backend}: "

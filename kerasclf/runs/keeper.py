@@ -250,7 +250,10 @@ class RunKeeper:
         """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
         so nothing of the stopped epoch is appended after a resume has trimmed them."""
         if self._tensorboard is not None:
-            self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            try:
+                self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            except IndexError:  # fit raised before on_train_begin opened them: nothing to close, and the
+                pass  # error that stopped the run must reach the user, not this one
 
     def _interrupted(self, signum):
         return RunInterrupted(

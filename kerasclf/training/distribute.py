@@ -118,8 +118,23 @@ def _mirrored(cfg):
     return Distribution("mirrored", devices=strategy.num_replicas_in_sync, scope_factory=strategy.scope)
 
 
+# Keras 3.15's TensorFlow trainer cannot fit under MultiWorkerMirroredStrategy: before the first
+# step it MEAN-reduces the first input batch across workers to read its shapes, and after each step
+# it reduces the scalar logs with a concatenation along axis 0; both fail on every model (seen with a
+# 2-process localhost cluster and a bare keras.Sequential, TensorFlow 2.21). The engine stays
+# registered, and the validation pass refuses it with this message (`unusable`), until a Keras release
+# trains under it: tests/test_distribute.py runs a bare Keras cluster and fails when one does.
+KERAS_MULTI_WORKER_BUG = (
+    "train.distribute=multi-worker is not usable with this Keras: Keras 3's TensorFlow trainer fails under "
+    "tf.distribute.MultiWorkerMirroredStrategy (it reduces the first batch and the per-step logs across workers "
+    "with ops that fail for every model). For several hosts use the JAX backend: KERAS_BACKEND=jax with "
+    "train.distribute=data-parallel and train.hosts (docs/distributed.md); on one machine, "
+    "train.distribute=mirrored."
+)
+
+
 @register_distribution("multi-worker", description="tf.distribute.MultiWorkerMirroredStrategy over TF_CONFIG's cluster",
-                       backend="tensorflow")
+                       backend="tensorflow", unusable=KERAS_MULTI_WORKER_BUG)
 def _multi_worker(cfg):
     raw = os.environ.get("TF_CONFIG")
     if not raw:
