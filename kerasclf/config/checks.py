@@ -224,6 +224,8 @@ def _distribution_fits(cfg):
     entry = DISTRIBUTIONS.get(name)
     if entry.meta.get("unusable"):
         raise ConfigError(entry.meta["unusable"])
+    if len(cfg.train.hosts) > 1 and entry.meta.get("unusable_with_hosts"):
+        raise ConfigError(entry.meta["unusable_with_hosts"])
     needs = entry.meta.get("backend")
     if needs and needs != backend:
         raise ConfigError(

@@ -30,7 +30,7 @@ from kerasclf.runs.rundir import unlock_run_dir
 from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
 from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
-from kerasclf.training.distribute import build_distribution, check_global_batch
+from kerasclf.training.distribute import build_distribution, check_global_batch, check_split_sizes
 from kerasclf.training.epoch_hooks import EpochHooks
 from kerasclf.training.feeding import choose_feeder
 from kerasclf.training.gradient_flow import gradient_flow_callbacks
@@ -128,6 +128,7 @@ def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[R
         with distribution.scope():
             prepared = prepare(cfg)  # it checks log_dir and imports TensorFlow quietly
             check_global_batch(cfg.data.batch_size, distribution)
+            check_split_sizes(prepared.data, distribution)
             prepared.summary.update(distribution.describe(cfg.data.batch_size))
             prepared.summary["lr_effective"] = scaled_optim(cfg.optim, cfg.data.batch_size).lr
             feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
