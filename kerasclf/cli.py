@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kerasclf import __version__
-from kerasclf.errors import KerasclfError, RunStopped
+from kerasclf.errors import ConfigError, KerasclfError, RunStopped
 
 
 def _quiet_tensorflow():
@@ -269,20 +269,30 @@ def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_clas
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--dry-run", is_flag=True, help="List the runs, their overrides and which are finished; run nothing.")
 @click.option("--seeds", default=None, metavar="S1,S2", help="Repeat every point with each seed (a grid on `seed`); compare shows mean ± std.")
-def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds):
+@click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: run here; slurm: write a Slurm job array (one run per task) and submit it with sbatch.")
+@click.option("--slurm", "slurm_options", multiple=True, metavar="KEY=VALUE",
+              help="An sbatch option for every task, e.g. --slurm partition=gpu --slurm gres=gpu:1 (repeatable).")
+def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds, launcher, slurm_options):
     """Run every point of a grid into logs/<study>/<run>/, then compare them.
 
     Re-running the same command skips finished runs and re-does the others.
     """
-    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds)
+    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds, launcher,
+         slurm_options)
 
 
-def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds=None):
+def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds=None, launcher="local",
+           slurm_options=()):
     from kerasclf.studies.sweep import plan_sweep, run_sweep, states
 
+    if slurm_options and launcher != "slurm":
+        raise ConfigError("--slurm options are for --launcher slurm; add --launcher slurm or drop them.")
     if seeds:
         grid = [*grid, f"seed={seeds}"]  # a grid key given twice is refused with a clear message
     plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
+    if launcher == "slurm" and not dry_run:
+        return _submit_slurm(plan, slurm_options)
     if dry_run:
         current = states(plan)
         click.echo(f"Study {plan.study_dir}: {len(plan.points)} runs")
@@ -296,6 +306,34 @@ def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, d
     failed = [n for n, s in final.items() if s != "finished"]
     if failed:
         click.echo(f"{len(failed)} of {len(final)} runs did not finish: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+def _submit_slurm(plan, slurm_options):
+    from kerasclf.studies.slurm import how_to_submit, parse_slurm_options, submit, write_slurm_array
+
+    script, todo = write_slurm_array(plan, parse_slurm_options(slurm_options), argv=["kerasclf", *sys.argv[1:]])
+    if not todo:
+        click.echo(f"Study {plan.study_dir}: every run is finished; nothing to submit. Compare: kerasclf compare {plan.study_dir}")
+        return
+    click.echo(f"Study {plan.study_dir}: {len(todo)} of {len(plan.points)} runs as a Slurm array: {script}")
+    answer = submit(script)
+    if answer is None:
+        click.echo(f"sbatch is not installed here; on the cluster's login node run: {how_to_submit(script)}")
+    else:
+        click.echo(answer)
+    click.echo(f"When the array has finished: kerasclf compare {plan.study_dir} (submitting again runs only missing runs)")
+
+
+@main.command("sweep-task")
+@click.argument("study_dir", type=click.Path(file_okay=False))
+@click.argument("index", type=int)
+def sweep_task(study_dir, index):
+    """One task of a Slurm array written by `sweep --launcher slurm` (run by the array script)."""
+    from kerasclf.studies.slurm import run_task
+
+    state = _run(run_task, study_dir, index)
+    if state != "finished":
         sys.exit(1)
 
 

@@ -269,3 +269,5 @@ REPORT_SECTIONS = Registry(
     "report section", ConfigError, list_command="report-sections",
     builtin_modules=("kerasclf.evaluation.sections",),
 )
+# How a run spreads over devices and hosts (train.distribute): one engine per entry.
+DISTRIBUTIONS = Registry("distribution", ConfigError, builtin_modules=("kerasclf.training.distribute",))

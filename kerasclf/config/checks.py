@@ -5,14 +5,18 @@ before data is read or a run directory exists.
 """
 
 import dataclasses
+import inspect
+import os
 import typing
 from pathlib import Path
+from typing import Optional
 
+from kerasclf.backend import keras_backend
 from kerasclf.config.coerce import coerce
 from kerasclf.config.constraints import FOLDER_PREFIX
 from kerasclf.config.schema import Config, ModelConfig
 from kerasclf.errors import ConfigError, did_you_mean
-from kerasclf.registry import DATASETS, LOSSES, MODELS
+from kerasclf.registry import DATASETS, DISTRIBUTIONS, LOSSES, MODELS
 
 
 def validate(cfg: Config) -> None:
@@ -306,10 +310,51 @@ def _crop_padding_fits(cfg):
         raise ConfigError(
             f"augment.crop_padding={cfg.augment.crop_padding} is too large for {size[0]}x{size[1]} images "
             f"(data.image_size): reflect padding needs it below {min(size)} (4 is usual for 32x32)."
+PROCESS_ID_VARIABLES = ("KERAS_DISTRIBUTION_PROCESS_ID", "SLURM_PROCID")
+
+
+def process_id(cfg: Config) -> Optional[int]:
+    """This process's index among train.hosts: the config, else the launcher's variable."""
+    if cfg.train.process_id is not None:
+        return cfg.train.process_id
+    for name in PROCESS_ID_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return None
+
+
+def _distribution_fits(cfg):
+    """train.distribute's engine runs on one backend; several hosts need data-parallel and an id."""
+    name, backend = cfg.train.distribute, keras_backend()
+    if cfg.train.hosts and name != "data-parallel":
+        raise ConfigError(
+            f"train.hosts starts a JAX multi-process run and needs train.distribute=data-parallel; got {name}. "
+            "TensorFlow clusters are described by TF_CONFIG with train.distribute=multi-worker."
+        )
+    if len(cfg.train.hosts) > 1:
+        pid = process_id(cfg)
+        if pid is None or pid >= len(cfg.train.hosts):
+            raise ConfigError(
+                f"train.hosts lists {len(cfg.train.hosts)} processes, so each needs its index "
+                f"0..{len(cfg.train.hosts) - 1}: set train.process_id or one of {', '.join(PROCESS_ID_VARIABLES)}; "
+                f"got {pid}."
+            )
+    entry = DISTRIBUTIONS.get(name)
+    if entry.meta.get("unusable"):
+        raise ConfigError(entry.meta["unusable"])
+    if len(cfg.train.hosts) > 1 and entry.meta.get("unusable_with_hosts"):
+        raise ConfigError(entry.meta["unusable_with_hosts"])
+    needs = entry.meta.get("backend")
+    if needs and needs != backend:
+        raise ConfigError(
+            f"train.distribute={name} runs on the {needs} backend, but Keras uses {backend}: "
+            f"run with KERAS_BACKEND={needs}, or choose "
+            f"{'data-parallel' if backend == 'jax' else 'mirrored or multi-worker'} for {backend}."
         )
 
 
 CROSS_CHECKS = [
+    _distribution_fits,
     _fractions_leave_training_data,
     _sampler_fits_batch,
     _device_table_from_memory,

@@ -147,6 +147,10 @@ class OptimConfig:
     )
     lookahead_decay: float = key(0.7737809375, Range(0, 1), help="Lookahead: the slow copy's final weight (0.95**5)")
     lookahead_power: float = key(3.0, AT_LEAST_0, help="Lookahead: weight = decay * (step / total_steps) ** power")
+    scale_lr_with_batch: Optional[int] = key(
+        None, AT_LEAST_1, help="the batch size optim.lr was tuned for; set: the rate used is lr x data.batch_size / "
+        "this (the linear scaling rule, Goyal et al. 2017); null: lr as given, whatever the batch or device count"
+    )
 
 
 @dataclass
@@ -207,6 +211,21 @@ class TrainConfig:
     )
     deterministic: bool = key(
         False, help="same seed -> same metrics (op determinism, ordered tf.data; slower)"
+    )
+    distribute: str = key(
+        "none", Registered("DISTRIBUTIONS"),
+        help="none | mirrored | multi-worker (TensorFlow) | data-parallel (JAX): one run on N devices / hosts; "
+        "data.batch_size is the global batch (docs/distributed.md)",
+    )
+    hosts: list[str] = key(
+        factory=list, help="data-parallel on several processes: host:port of each, process 0 (the coordinator) first"
+    )
+    process_id: Optional[int] = key(
+        None, AT_LEAST_0,
+        help="this process's index in train.hosts; null: $KERAS_DISTRIBUTION_PROCESS_ID or $SLURM_PROCID",
+    )
+    cpu_devices: Optional[int] = key(
+        None, AT_LEAST_1, help="split the CPU into N logical devices (distribution without accelerators; no speed-up)"
     )
 
 

@@ -118,4 +118,7 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
         ds = ds.map(mixing, num_parallel_calls=1 if deterministic else tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
+    # An in-memory pipeline has no files to shard: a multi-worker run (train.distribute) gives
+    # each worker every N-th batch element, instead of trying files first and warning.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

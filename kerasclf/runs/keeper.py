@@ -27,7 +27,9 @@ from kerasclf.runs.rundir import lock_run_dir, make_run_dir, unlock_run_dir
 from kerasclf.runs.stops import CAUSES, SIGNAL_NAMES, StopOnNonFinite, StopOnSignal, StopRequest, graceful_signals
 
 # --set keys a resume may change: they do not change what is trained.
-HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir")
+# The device layout may change between sessions: data.batch_size stays the global batch.
+HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir", "train.distribute", "train.cpu_devices",
+                      "train.hosts", "train.process_id")
 # Schedules whose learning rate at step s does not depend on the total number of epochs.
 EXTENDABLE_SCHEDULES = ("constant", "step")
 TENSORBOARD_DIR = "tensorboard"
@@ -303,7 +305,10 @@ class RunKeeper:
         """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
         so nothing of the stopped epoch is appended after a resume has trimmed them."""
         if self._tensorboard is not None:
-            self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            try:
+                self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            except IndexError:  # fit raised before on_train_begin opened them: nothing to close, and the
+                pass  # error that stopped the run must reach the user, not this one
 
     def _interrupted(self, signum):
         name = SIGNAL_NAMES.get(signum, signum)

@@ -36,6 +36,7 @@ from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
 from kerasclf.training.augmented_view import write_augmented_batch
 from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+from kerasclf.training.distribute import build_distribution, check_global_batch, check_split_sizes
 from kerasclf.training.epoch_hooks import EpochHooks
 from kerasclf.training.feeding import choose_feeder
 from kerasclf.training.gradient_flow import gradient_flow_callbacks
@@ -52,7 +53,8 @@ def _mixing_fn(cfg):
 def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     """Compile with the configured loss (kerasclf.losses) and optimizer (kerasclf.training.optimizers);
     `optim`/`epochs` override for a fine-tuning phase."""
-    optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
+    optimizer = build_optimizer(scaled_optim(optim or cfg.optim, cfg.data.batch_size), steps_per_epoch,
+                                epochs or cfg.train.epochs)
     loss, _ = build_loss(cfg)
     task = data_task(cfg.data)
     if task == "multiclass":
@@ -68,6 +70,13 @@ def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
         steps_per_execution=cfg.train.steps_per_execution,
     )
     warn_if_not_jit(model)
+
+
+def scaled_optim(optim, batch_size):
+    """optim.scale_lr_with_batch: the linear scaling rule, lr x batch / the batch lr was tuned for."""
+    if not optim.scale_lr_with_batch:
+        return optim
+    return replace(optim, lr=optim.lr * batch_size / optim.scale_lr_with_batch)
 
 
 def _monitor(cfg, has_val):
@@ -139,20 +148,30 @@ def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[R
     train.finetune_trainable and trained on with the learning rate times
     train.finetune_lr_factor (the Keras transfer-learning guide's two-phase recipe).
     `resume` (training.keeper.open_resume): continue that run from its last finished epoch.
+    train.distribute (training/distribute.py): data, model, compile and fit run in the
+    engine's scope; the test accuracy and reports after training run on one device.
     Raises RunInterrupted (Ctrl-C / SIGTERM) or NonFiniteLoss after writing metrics.json.
     """
+    distribution = build_distribution(cfg)  # first: a TensorFlow cluster must start before any other op
+    cfg = distribution.local_config(cfg)
     keeper = None
     recorded = read_splits(resume.run_dir) if resume is not None else None
-    prepared = prepare(cfg, recorded)  # first: it checks log_dir and imports TensorFlow quietly
     try:
-        feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
-        keeper = RunKeeper(cfg, prepared.model, feeder, resume)
-        return _train(cfg, prepared, feeder, keeper, verbose)
+        with distribution.scope():
+            prepared = prepare(cfg, recorded)  # it checks log_dir and imports TensorFlow quietly
+            check_global_batch(cfg.data.batch_size, distribution)
+            check_split_sizes(prepared.data, distribution)
+            prepared.summary.update(distribution.describe(cfg.data.batch_size))
+            prepared.summary["lr_effective"] = scaled_optim(cfg.optim, cfg.data.batch_size).lr
+            feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
+            keeper = RunKeeper(cfg, prepared.model, feeder, resume)
+        return _train(cfg, prepared, feeder, keeper, verbose, distribution)
     finally:  # the run directory is free again (for a --resume in this same process, too)
         unlock_run_dir(keeper.lock if keeper is not None else getattr(resume, "lock", None))
+        distribution.close()
 
 
-def _train(cfg, prepared, feeder, keeper, verbose):
+def _train(cfg, prepared, feeder, keeper, verbose, distribution):
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
     if not (run_dir / FILENAME).is_file():  # a resumed run keeps its record (and trains on it: assemble.prepare)
@@ -163,8 +182,9 @@ def _train(cfg, prepared, feeder, keeper, verbose):
     has_test = data.test is not None and len(data.test) > 0
     steps = math.ceil(len(data.train) / cfg.data.batch_size)
     verbose = cfg.train.verbose if verbose is None else verbose
-    aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
-    fit_model = feeder.model_to_fit(model) if aux is None else aux.fit_model(feeder.model_to_fit)
+    with distribution.scope():  # the wrappers' variables (resident table, centres) live on every device
+        aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
+        fit_model = feeder.model_to_fit(model) if aux is None else aux.fit_model(feeder.model_to_fit)
     checkpoint_cls = feeder.checkpoint if aux is None else aux.checkpoint_class()
     prepared.summary["aux_loss"] = aux_loss.aux_name(cfg)
     test_inputs = feeder.inputs("test") if has_test and cfg.train.eval_test_each_epoch else None
@@ -196,7 +216,7 @@ def _train(cfg, prepared, feeder, keeper, verbose):
              verbose)
 
     try:
-        with keeper.stopping():
+        with distribution.scope(), keeper.stopping():
             if keeper.next_epoch < first:
                 run_phase(1, 0, first)
             if cfg.train.finetune_epochs and log().get(monitor) and keeper.next_epoch < total:
