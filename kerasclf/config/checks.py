@@ -5,7 +5,6 @@ before data is read or a run directory exists.
 """
 
 import dataclasses
-import inspect
 import os
 import typing
 from pathlib import Path
@@ -310,6 +309,9 @@ def _crop_padding_fits(cfg):
         raise ConfigError(
             f"augment.crop_padding={cfg.augment.crop_padding} is too large for {size[0]}x{size[1]} images "
             f"(data.image_size): reflect padding needs it below {min(size)} (4 is usual for 32x32)."
+        )
+
+
 PROCESS_ID_VARIABLES = ("KERAS_DISTRIBUTION_PROCESS_ID", "SLURM_PROCID")
 
 

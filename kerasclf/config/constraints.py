@@ -122,3 +122,12 @@ def classes(value) -> Problem:
     if len(set(map(str, names))) != len(names):
         return "class names without repeats"
     return None
+
+
+def host_ports(value):
+    """train.hosts: host:port addresses, one per process."""
+    for host in value:
+        name, _, port = str(host).rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"a list of host:port addresses, process 0 first (e.g. [node1:1234, node2:1234]); {host!r} is not one"
+    return None

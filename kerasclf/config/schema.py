@@ -18,6 +18,7 @@ from kerasclf.config.constraints import (
     Range,
     Registered,
     classes,
+    host_ports,
     image_size,
     key,
     run_name,
@@ -218,7 +219,7 @@ class TrainConfig:
         "data.batch_size is the global batch (docs/distributed.md)",
     )
     hosts: list[str] = key(
-        factory=list, help="data-parallel on several processes: host:port of each, process 0 (the coordinator) first"
+        factory=list, check=host_ports, help="data-parallel on several processes: host:port of each, process 0 (the coordinator) first"
     )
     process_id: Optional[int] = key(
         None, AT_LEAST_0,
