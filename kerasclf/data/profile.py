@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-CHUNK_BYTES = 16 * 2**20  # decoded images held at a time for the statistics
+from kerasclf.data.splits import channel_sums, mean_std
+
 MAX_EXAMPLES = 10  # duplicate pairs named per pair of splits
 
 
@@ -20,17 +21,8 @@ def class_counts(split, num_classes):
 
 def channel_stats(x):
     """Exact per-channel mean and std over every pixel, in 0..255 units (integer sums, a
-    chunk of decoded images at a time)."""
-    total = np.zeros(x.shape[-1], np.uint64)
-    squares = np.zeros(x.shape[-1], np.uint64)
-    step = max(1, CHUNK_BYTES // int(np.prod(x.shape[1:])))
-    for start in range(0, len(x), step):
-        chunk = np.asarray(x[start:start + step]).reshape(-1, x.shape[-1]).astype(np.uint32)
-        total += chunk.sum(0, dtype=np.uint64)
-        squares += (chunk * chunk).sum(0, dtype=np.uint64)
-    pixels = max(len(x) * int(np.prod(x.shape[1:-1])), 1)
-    mean = total.astype(np.float64) / pixels
-    std = np.sqrt(np.maximum(squares.astype(np.float64) / pixels - mean**2, 0.0))
+    chunk of decoded images at a time: kerasclf.data.splits.channel_sums)."""
+    mean, std = mean_std(*channel_sums(x))
     return {"mean": mean.round(3).tolist(), "std": std.round(3).tolist()}
 
 

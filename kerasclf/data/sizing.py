@@ -19,6 +19,7 @@ from kerasclf.errors import DataError
 
 SAMPLE = 5000
 MAX_SIDE = 512
+STATS_WORKING_FACTOR = 5  # the statistics hold a uint8 chunk and its uint32 copy
 log = logging.getLogger("kerasclf")
 
 
@@ -64,11 +65,15 @@ def derive_image_size(paths, where, seed=0):
 
 def check_fits_in_memory(num_images, image_size, what):
     """Refuse before decoding when the decoded images would take over half the available memory
-    (the in-memory path holds them about twice while assembling the array)."""
+    (the in-memory path holds them about twice while assembling the array). Returns the bytes
+    counted: the decoded images plus the per-channel statistics' working memory, which is
+    bounded (a chunk at a time: kerasclf.data.splits.channel_sums), not another copy."""
     import psutil
 
+    from kerasclf.data.splits import STATS_CHUNK_BYTES
+
     height, width = image_size
-    need = int(num_images) * int(height) * int(width) * 3
+    need = int(num_images) * int(height) * int(width) * 3 + STATS_WORKING_FACTOR * STATS_CHUNK_BYTES
     available = psutil.virtual_memory().available
     if need > available / 2:
         raise DataError(
