@@ -228,16 +228,22 @@ def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
     return _save(fig, path)
 
 
+def epoch_numbers(columns):
+    """The x values of per-epoch figures, from 1: kerasclf's history.csv numbers epochs from 1
+    (runs/artefacts.HistoryCSV); a plain Keras CSVLogger file starts at 0."""
+    length = len(next(iter(columns.values())))
+    epochs = columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
+    if len(epochs) and epochs.min() == 0:
+        epochs = epochs + 1
+    return epochs
+
+
 def plot_history(history_csv_path, out_dir):
     """curves_loss.png / curves_accuracy.png / curves_lr.png from a Keras CSVLogger file."""
     columns = _read_history(history_csv_path)
     if not columns:
         return []
-    length = len(next(iter(columns.values())))
-    # kerasclf numbers epochs from 1 (training/artefacts.HistoryCSV); a plain Keras CSVLogger file starts at 0
-    epochs = columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
-    if len(epochs) and epochs.min() == 0:
-        epochs = epochs + 1
+    epochs = epoch_numbers(columns)
     out_dir = Path(out_dir)
     paths = []
     for metric, aliases in (("loss", ("loss",)), ("accuracy", ("accuracy", "acc"))):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.figures import _new_figure, _read_history, _save
+from kerasclf.evaluation.figures import _new_figure, _read_history, _save, epoch_numbers
 
 # history.csv columns written by training.callbacks.SystemMonitor
 PERCENT = {"sys_cpu_percent": "CPU (system-wide, all cores)"}
@@ -35,8 +35,7 @@ def plot_resources(history_csv, path):
     percent, memory = _series(columns)
     if not percent and not memory:
         return None
-    length = len(next(iter(columns.values())))
-    epochs = columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+    epochs = epoch_numbers(columns)  # was epoch + 1 always: 2..11 for a 10-epoch run
     panels = [(p, ylabel) for p, ylabel in ((percent, "utilisation (%)"), (memory, "memory (GiB)")) if p]
     fig = _new_figure(6.5, 3.0 * len(panels) + 0.4)
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
