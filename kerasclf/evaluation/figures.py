@@ -155,13 +155,26 @@ def _check_images(images, y_true, y_pred):
         )
 
 
+def interleaved_by_class(y, count):
+    """Up to `count` indices: the first image of each class (classes in order of first
+    appearance), then the second of each, and so on."""
+    y = np.asarray(y)
+    _, first = np.unique(y, return_index=True)
+    queues = [np.flatnonzero(y == y[i]) for i in np.sort(first)]
+    order = [q[k] for k in range(max((len(q) for q in queues), default=0)) for q in queues if k < len(q)]
+    return np.asarray(order[:count], dtype=int)
+
+
 def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=36,
                          title="Predictions: pred (true)"):
-    """Grid of the first `max_images` images titled "pred (true)": green right, red wrong."""
+    """Grid of `max_images` images titled "pred (true)": green right, red wrong. The images
+    are each class's first ones in turn (class of the first image, then the next class, ...),
+    so that every class is shown: splits read from folders are in class order, and the first
+    36 test images of Dogs vs Cats were all cats."""
     _check_images(images, y_true, y_pred)
     if len(images) == 0:
         return _message_figure(path, "no images", title)
-    idx = np.arange(min(len(images), max_images))
+    idx = interleaved_by_class(y_true, max_images)
     names = [str(c) for c in class_names]
     titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in idx]
     colors = [RIGHT if y_pred[i] == y_true[i] else WRONG for i in idx]
