@@ -14,7 +14,9 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import psutil
 
+from kerasclf.data.images import image_size_of
 from kerasclf.errors import DataError
 
 SAMPLE = 5000
@@ -24,8 +26,6 @@ log = logging.getLogger("kerasclf")
 
 
 def _header_size(path):
-    from kerasclf.data.images import image_size_of
-
     try:
         return image_size_of(path)
     except Exception:  # corrupt or not an image: the decode skips it later, with a warning
@@ -68,8 +68,6 @@ def check_fits_in_memory(num_images, image_size, what):
     (the in-memory path holds them about twice while assembling the array). Returns the bytes
     counted: the decoded images plus the per-channel statistics' working memory, which is
     bounded (a chunk at a time: kerasclf.data.splits.channel_sums), not another copy."""
-    import psutil
-
     from kerasclf.data.splits import STATS_CHUNK_BYTES
 
     height, width = image_size

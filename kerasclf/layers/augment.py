@@ -3,8 +3,8 @@
 Keras's own RandomTranslation, RandomCrop, RandomRotation, RandomZoom, RandomShear and
 RandomPerspective set `supports_jit = False`, and one such layer silently turns XLA off for
 the whole model (`jit_compile="auto"` checks every layer), which made the train step about
-700x slower on an H100. The layers here keep `supports_jit = True` and run on TensorFlow,
-JAX and PyTorch.
+700x slower on an H100. The layers here keep `supports_jit = True` and run on TensorFlow
+and JAX (the tested backends; PyTorch is not tested).
 
 Common behaviour:
 - inputs are float NHWC images of a static height, width and channel count (already scaled:
@@ -27,6 +27,7 @@ import keras
 from keras import ops
 
 from kerasclf.errors import ConfigError
+from kerasclf.layers.alternating_flip import AlternatingFlip
 from kerasclf.layers.sampling import PAD_MODES, affine_resample, gather_pixels, pad_index, static_hwc
 
 # ---------------------------------------------------------------------------------------
@@ -366,8 +367,6 @@ def build_augmentation(cfg, image_size, seed=None):
     if flip_mode not in ("random", "alternate"):
         raise ConfigError(f"augment.flip_mode must be 'random' or 'alternate', got {flip_mode!r}.")
     if cfg.flip and flip_mode == "alternate":
-        from kerasclf.layers.alternating_flip import AlternatingFlip
-
         makers.append(("flip", lambda **kw: AlternatingFlip(**kw)))
     elif cfg.flip:
         makers.append(("flip", lambda **kw: RandomFlipXLA(**kw)))
