@@ -9,11 +9,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import write_image
 
 from kerasclf.data import splits
 from kerasclf.data.files import FileImages
 from kerasclf.data.profile import channel_stats as exact_stats
-from conftest import write_image
 
 pytestmark = pytest.mark.backend_agnostic
 

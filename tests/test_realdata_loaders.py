@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_CNN
 
 from kerasclf.config import DataConfig
 from kerasclf.data import build_dataset
-from conftest import TINY_CNN
 
 pytestmark = [pytest.mark.slow, pytest.mark.realdata]
 
