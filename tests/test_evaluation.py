@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -203,6 +204,17 @@ def test_prediction_grid_gray_and_rgb(tmp_path):
         path = figures.plot_prediction_grid(make_images(5, channels), y_true, y_pred,
                                             ["neg", "pos"], tmp_path / f"grid{channels}.png")
         assert imread(path).shape[-1] in (3, 4)
+
+
+def test_prediction_grid_shows_every_class_of_a_class_ordered_split(tmp_path, monkeypatch):
+    """A folder's test split is in class order: the grid draws across the classes, not the
+    first 36 images (which on Dogs vs Cats were all cats)."""
+    shown = []
+    monkeypatch.setattr(figures, "_image_grid", lambda images, titles, colors, path, title: shown.extend(titles) or path)
+    y_true = np.array([0] * 50 + [1] * 50 + [2] * 3)
+    figures.plot_prediction_grid(make_images(103, 3), y_true, y_true, ["cat", "dog", "fox"], tmp_path / "g.png")
+    assert len(shown) == 36
+    assert set(Counter(shown)) == {"cat (cat)", "dog (dog)", "fox (fox)"}
 
 
 def test_history_plots_from_csvlogger_file(tmp_path):

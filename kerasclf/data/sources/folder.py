@@ -17,6 +17,7 @@ What is refused or said, rather than done silently:
 - File and folder names that are not UTF-8 are read (bytes to TensorFlow, escapes in messages).
 """
 
+import logging
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
 
+log = logging.getLogger("kerasclf")
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
@@ -52,6 +54,22 @@ def _find_layout(root):
                 layout[split] = root / name
                 break
     return layout if "train" in layout else {"train": root}
+
+
+def _say_layout(root, layout):
+    """Name the split folders found, and which splits are carved instead (a log message)."""
+    if set(layout) == {"train"} and layout["train"] == root:
+        return
+    found = ", ".join(f"{display(d.name)}/ as the {split} split" for split, d in layout.items())
+    carved = [
+        f"{split} is carved from {display(layout['train'].name)}/ by data.{split}_fraction"
+        for split in ("test", "val") if split not in layout
+    ]
+    used = [f"data.{split}_fraction does not apply" for split in ("val", "test") if split in layout]
+    log.info(
+        "Data folder %s: read %s%s%s.", display(root), found,
+        f"; {', '.join(used)}" if used else "", f"; {'; '.join(carved)}" if carved else "",
+    )
 
 
 def _scan(split_dir, class_dirs):
@@ -124,6 +142,7 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
             f"Data folder {display(root)!r} does not exist. Use folder:/path/to/root with root/<class>/*.jpg."
         )
     layout = _find_layout(root)
+    _say_layout(root, layout)
     class_dirs = [d.name for d in _class_dirs(layout["train"])]
     if not class_dirs:
         raise DataError(
