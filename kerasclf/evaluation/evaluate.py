@@ -110,7 +110,18 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
 
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
+    result["html_path"] = _write_html(run_dir, out, own_folder=out_dir is None)
     return result
+
+
+def _write_html(run_dir, out, own_folder):
+    """The run's report.html (every eval/<split>/ of the run) when the report went into the
+    run directory; with --out, <out>/report.html for this evaluation alone."""
+    from kerasclf.evaluation.html_report import write_html_report
+
+    if own_folder:
+        return write_html_report(run_dir)
+    return write_html_report(run_dir, out_path=out / "report.html", eval_dirs=[out])
 
 
 def same_data_as_run(run_cfg, labels, data_spec):
