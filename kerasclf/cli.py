@@ -335,8 +335,8 @@ def _svm(features_path, out_dir, kernels, max_train, folds, seed):
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, help="An ImageNet-1k classifier: resnet50, vgg16, mobilenet_v2, efficientnet_b0.")
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet (downloaded once) or a local weights file with the classifier.")
+@click.option("--model", "model_name", required=True, help="An ImageNet-1k classifier: efficientnet_lite0, mobilenet_v2 (weights offline from their packages), resnet50, vgg16, efficientnet_b0 (keras.applications, downloaded).")
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet, or for keras.applications models none / a local weights file with the classifier.")
 @click.option("--data", "data_spec", required=True, help="A registered data set or folder:/path whose class names are the mapping's.")
 @click.option("--classes", default=None, help="The label mapping: cifar10, stl10 (shipped) or a YAML file (default: from --data).")
 @click.option("--split", default="all", show_default=True, type=click.Choice(["all", "train", "test"]))

@@ -111,7 +111,7 @@ def test_zeroshot_end_to_end_with_an_untrained_classifier(tmp_path):
         for i in range(2):
             write_image(root / name / f"{i}.png", class_image(name, (16, 16), seed=i))
     out = tmp_path / "zs"
-    result = CliRunner().invoke(main, ["zeroshot", "--model", "mobilenet_v2", "--weights", "none",
+    result = CliRunner().invoke(main, ["zeroshot", "--model", "efficientnet_b0", "--weights", "none",
                                        "--data", f"folder:{root}", "--classes", "cifar10", "--out", str(out)])
     assert result.exit_code == 0, (result.output, result.exception)
     metrics = json.loads((out / "zeroshot.json").read_text())

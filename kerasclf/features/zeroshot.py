@@ -52,12 +52,15 @@ def zeroshot_metrics(y_true, y_pred, class_names):
 
 
 # keras.applications classifiers (1000 ImageNet outputs) by name: constructor, preprocessing module, input side.
+# Their ImageNet weights are downloaded by Keras (network needed once).
 APPLICATIONS = {
     "resnet50": ("ResNet50", "resnet50", 224),
     "vgg16": ("VGG16", "vgg16", 224),
-    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2", 224),
     "efficientnet_b0": ("EfficientNetB0", "efficientnet", 224),
 }
+# Registered backbones whose ImageNet classifier kerasclf builds offline (kerasclf.models.mobile).
+OFFLINE = ("efficientnet_lite0", "mobilenet_v2")
+MODELS = (*OFFLINE, *APPLICATIONS)
 
 
 def imagenet_classifier(name, weights="imagenet", image_size=None):
@@ -67,10 +70,21 @@ def imagenet_classifier(name, weights="imagenet", image_size=None):
 
     from kerasclf.models.pretrained import weights_source
 
-    if name not in APPLICATIONS:
-        raise ConfigError(f"--model must be one of {', '.join(APPLICATIONS)} (keras.applications ImageNet classifiers); got {name!r}.")
-    cls, module, side = APPLICATIONS[name]
+    if name not in MODELS:
+        raise ConfigError(f"--model must be one of {', '.join(MODELS)} (ImageNet-1k classifiers); got {name!r}.")
     source = weights_source(weights)
+    if name in OFFLINE:
+        if source != "imagenet":
+            raise ConfigError(f"--model {name} takes its ImageNet weights from the installed package: --weights imagenet.")
+        from kerasclf.models.mobile import imagenet_classifier as offline
+
+        net, side = offline(name, (224, 224)), 224
+        h, w = image_size or (None, None)
+        inputs = keras.Input((h, w, 3), dtype="uint8")
+        x = keras.layers.Resizing(side, side, interpolation="bilinear")(keras.ops.cast(inputs, "float32"))
+        x = keras.ops.cast(keras.ops.clip(keras.ops.round(x), 0, 255), "uint8")  # the network takes uint8 pixels
+        return keras.Model(inputs, net(x), name=f"{name}_imagenet"), side
+    cls, module, side = APPLICATIONS[name]
     if source not in (None, "imagenet") and not Path(source).is_file():
         raise ConfigError(f"--weights {weights!r} is neither imagenet, none, nor an existing weights file.")
     try:
@@ -80,8 +94,8 @@ def imagenet_classifier(name, weights="imagenet", image_size=None):
             raise ConfigError(f"Could not load {weights!r} into {cls} with its ImageNet classifier: {exc}") from None
         raise ConfigError(
             f"{cls}'s ImageNet weights (with the classifier) could not be downloaded ({str(exc).splitlines()[0]}). "
-            "Run once with network access (keras caches the file in ~/.keras/models), or pass a local copy with "
-            "--weights /path/to/file.h5."
+            "Run once with network access (keras caches the file in ~/.keras/models), pass a local copy with "
+            f"--weights /path/to/file.h5, or use one of the offline models ({', '.join(OFFLINE)})."
         ) from None
     preprocess = getattr(keras.applications, module).preprocess_input
     h, w = image_size or (None, None)
