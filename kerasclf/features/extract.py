@@ -14,6 +14,7 @@ weights, data, image size, feature size, seconds).
 
 import io
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -100,9 +101,12 @@ def _from_registry(backbone, weights, data, overrides, data_dir):
 
 
 def embed_split(extractor, split, batch_size=128, label=None, verbose=1):
-    """(N, D) float32 embeddings of a split, batch by batch, with a progress bar."""
+    """(N, D) float32 embeddings of a split, batch by batch, with a progress bar (on a
+    terminal; into a pipe or log file one line when the split is done)."""
     import keras
 
+    if verbose and not sys.stdout.isatty():
+        verbose = 2
     n = len(split)
     bar = keras.utils.Progbar(n, verbose=verbose, unit_name="image") if verbose else None
     out = []
