@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import class_image, write_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -173,7 +172,7 @@ def test_features_of_a_checkpoint_use_the_runs_own_splits(colour_run, tmp_path):
             assert npz[f"{split}_features"].shape == (recorded[split]["count"], 16)
         paths = list(npz["test_paths"])
         assert [str(Path(p).relative_to(Path(paths[0]).parents[1])) for p in paths] == recorded["test"]["files"]
-        images, kept = decode_files(paths, (12, 12))
+        images, _ = decode_files(paths, (12, 12))
         np.testing.assert_allclose(npz["test_features"], embeddings_of(run / "best.keras", images), rtol=1e-4, atol=1e-5)
         assert [Path(p).parent.name for p in paths] == [CLASSES[i] for i in npz["test_labels"]]
         meta = json.loads(str(npz["meta"]))
@@ -311,7 +310,7 @@ def chromium(*args, timeout=120):
     return subprocess.run(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0", *args],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 
@@ -327,7 +326,7 @@ def test_report_opens_in_headless_chromium_with_every_image_loaded(colour_run, t
     done = chromium(f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom",
                     probe.as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
-    found = re.search(r'<pre id="kerasclf-check">(.*?)</pre>', done.stdout, re.S)
+    found = re.search(r'<pre id="kerasclf-check">(.*?)</pre>', done.stdout, re.DOTALL)
     assert found, done.stdout[-2000:]
     check = json.loads(found.group(1).replace("&quot;", '"'))
     assert len(check["widths"]) == len(images_of(html)) and all(w > 0 for w in check["widths"]), check

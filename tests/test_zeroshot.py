@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import class_image, write_image
 
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

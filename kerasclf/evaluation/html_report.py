@@ -125,7 +125,7 @@ def environment():
             devices = "n/a"
     return {"versions": versions, "backend": backend or "tensorflow (default)", "devices": devices,
             "platform": platform.platform(), "cpus": os.cpu_count(), "host": platform.node(),
-            "written": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "written": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def gather(run_dir, eval_dirs=None):

@@ -108,9 +108,9 @@ def run_svm(features_path, out_dir, kernels=KERNELS, max_train=None, folds=3, se
     val = splits.get("val") if test_name == "test" else None
     x_test, y_test = splits[test_name]
     out = Path(out_dir)
-    results = {"features": str(features_path), "meta": meta, "train_size": int(len(keep)),
-               "train_available": int(len(y)), "test_split": test_name, "test_size": int(len(y_test)),
-               "val_size": None if val is None else int(len(val[1])), "kernels": {}}
+    results = {"features": str(features_path), "meta": meta, "train_size": len(keep),
+               "train_available": len(y), "test_split": test_name, "test_size": len(y_test),
+               "val_size": None if val is None else len(val[1]), "kernels": {}}
     for kernel in kernels:
         grid = (grids or {}).get(kernel) or C_GRID[kernel]
         start = time.perf_counter()
@@ -122,7 +122,7 @@ def run_svm(features_path, out_dir, kernels=KERNELS, max_train=None, folds=3, se
             out / kernel, y_test, probs, class_names, split=test_name,
             title=f"One-vs-rest {kernel} SVM on {meta.get('backbone', 'features')} features of {meta.get('data', '?')}",
             extra={"kernel": kernel, "C": best, "C_chosen_by": how, "C_scores": scores, "features": str(features_path),
-                   "train_size": int(len(keep)), "seconds": round(seconds, 1)},
+                   "train_size": len(keep), "seconds": round(seconds, 1)},
         )
         results["kernels"][kernel] = {"C": best, "C_chosen_by": how, "C_scores": scores, "accuracy": report["accuracy"],
                                       "f1_macro": report["f1_macro"], "macro_auc": report["macro_auc"],

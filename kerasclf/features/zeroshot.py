@@ -41,7 +41,7 @@ def zeroshot_metrics(y_true, y_pred, class_names):
             "recall_text": accuracy_text(int(cm[c, c]), int(support[c])),
             "precision_text": accuracy_text(int(cm[c, c]), predicted),
         })
-    size = int(len(y_true))
+    size = len(y_true)
     return {
         "accuracy": float(np.trace(cm[:, :n]) / size) if size else 0.0,
         "size": size,
