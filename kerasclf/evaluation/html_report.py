@@ -81,7 +81,7 @@ def eval_section(folder, run_dir):
         row = report.get(name, {})
         per_class.append({"class": name, "accuracy": "n/a" if accuracy is None else f"{100 * accuracy:.2f}%",
                           "precision": _fmt(row.get("precision")), "recall": _fmt(row.get("recall")),
-                          "f1": _fmt(row.get("f1-score")), "support": _fmt(row.get("support")),
+                          "f1": _fmt(row.get("f1-score")), "support": _fmt(None if row.get("support") is None else int(row["support"])),
                           "auc": _fmt((metrics.get("per_class_auc") or {}).get(name))})
     texts = {}
     if (folder / "per_class_accuracy.csv").is_file():
@@ -158,7 +158,7 @@ def gather(run_dir, eval_dirs=None):
         flows = [flows[0], flows[-1]]  # before training and the last: the change is what one reads
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     return {
-        "title": f"{metrics.get('model', '')} run {run_dir.name}".strip(),
+        "title": f"Run {run_dir.name}" + (f" ({metrics['model']})" if metrics.get("model") else ""),
         "run_dir": str(run_dir), "summary": summary, "config": config, "curves": curves,
         "evals": [eval_section(d, run_dir) for d in eval_dirs],
         "gradient_flow": [_figure(p, f"Gradient flow, {p.stem.replace('_', ' ')}") for p in flows],
