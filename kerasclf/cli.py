@@ -277,7 +277,8 @@ def compare(dirs, out_dir, no_hparams):
 @click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Classes per image.")
 @click.option("--out", "out_csv", default="predictions.csv", show_default=True, type=click.Path(dir_okay=False),
               help="CSV: path, then class and probability for each of the top k; unreadable files with their reason.")
-@click.option("--grid", "grid_png", default=None, type=click.Path(dir_okay=False), help="Also a PNG grid of the first 36 images with their top class.")
+@click.option("--grid", "grid_png", default=None, type=click.Path(dir_okay=False),
+              help="Also a PNG grid of the first 36 images with their top class.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--show", default=20, show_default=True, type=click.IntRange(min=0), help="Rows of the table printed (all are in the CSV).")
 def predict(checkpoint, inputs, top_k, out_csv, grid_png, batch_size, show):
@@ -312,10 +313,13 @@ def _predict(checkpoint, inputs, top_k, out_csv, grid_png, batch_size, show):
 
 @main.command()
 @click.option("--backbone", default=None, help="A registered model (`kerasclf models`); omit to use a checkpoint (--weights X.keras) as it is.")
-@click.option("--weights", default=None, help="imagenet | none | a local weights file | a kerasclf checkpoint .keras (default: imagenet for pretrained backbones).")
-@click.option("--data", "data_spec", default=None, help="A registered data set or folder:/path (default with a checkpoint: the run's own data and splits).")
+@click.option("--weights", default=None,
+              help="imagenet | none | a local weights file | a kerasclf checkpoint .keras (default: imagenet for pretrained backbones).")
+@click.option("--data", "data_spec", default=None,
+              help="A registered data set or folder:/path (default with a checkpoint: the run's own data and splits).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The .npz to write.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config key, e.g. data.test_fraction=0.2 or data.image_size=[96,96] (repeatable).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Config key, e.g. data.test_fraction=0.2 or data.image_size=[96,96] (repeatable).")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
 def features(backbone, weights, data_spec, out_path, overrides, data_dir, batch_size):
@@ -339,8 +343,10 @@ def _features(backbone, weights, data_spec, out_path, overrides, data_dir, batch
 @click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False), help="A .npz written by `kerasclf features`.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <features>-svm/).")
 @click.option("--kernel", "kernels", multiple=True, type=click.Choice(["linear", "rbf"]), help="Kernel(s) to fit (default: both).")
-@click.option("--max-train", default=None, type=click.IntRange(min=10), help="Fit on a seeded, stratified subsample of this many training images (RBF SVMs grow quadratically).")
-@click.option("--folds", default=3, show_default=True, type=click.IntRange(min=2), help="Cross-validation folds to choose C when the file has no validation split.")
+@click.option("--max-train", default=None, type=click.IntRange(min=10),
+              help="Fit on a seeded, stratified subsample of this many training images (RBF SVMs grow quadratically).")
+@click.option("--folds", default=3, show_default=True, type=click.IntRange(min=2),
+              help="Cross-validation folds to choose C when the file has no validation split.")
 @click.option("--seed", default=0, show_default=True)
 def svm(features_path, out_dir, kernels, max_train, folds, seed):
     """One-vs-rest SVMs on features: C chosen on val (or by CV), the evaluate report set per kernel."""
@@ -358,8 +364,11 @@ def _svm(features_path, out_dir, kernels, max_train, folds, seed):
 
 
 @main.command()
-@click.option("--model", "model_name", required=True, help="An ImageNet-1k classifier: efficientnet_lite0, mobilenet_v2 (weights offline from their packages), resnet50, vgg16, efficientnet_b0 (keras.applications, downloaded).")
-@click.option("--weights", default="imagenet", show_default=True, help="imagenet, or for keras.applications models none / a local weights file with the classifier.")
+@click.option("--model", "model_name", required=True,
+              help="An ImageNet-1k classifier: efficientnet_lite0, mobilenet_v2 (weights offline from their packages), "
+                   "resnet50, vgg16, efficientnet_b0 (keras.applications, downloaded).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet, or for keras.applications models none / a local weights file with the classifier.")
 @click.option("--data", "data_spec", required=True, help="A registered data set or folder:/path whose class names are the mapping's.")
 @click.option("--classes", default=None, help="The label mapping: cifar10, stl10 (shipped) or a YAML file (default: from --data).")
 @click.option("--split", default="all", show_default=True, type=click.Choice(["all", "train", "test"]))

@@ -23,6 +23,7 @@ from kerasclf.data.provenance import FILENAME, concatenate, read_splits, recorde
 from kerasclf.errors import CheckpointError, DataError
 from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 from kerasclf.evaluation.figures import confusion_matrix_image
+from kerasclf.evaluation.html_report import write_html_report
 from kerasclf.evaluation.report import write_report
 from kerasclf.models.freeze import describe_trainable
 from kerasclf.runs.rundir import dataset_slug
@@ -123,8 +124,6 @@ def evaluate_checkpoint(
 def _write_html(run_dir, out, own_folder):
     """The run's report.html (every eval/<split>/ of the run) when the report went into the
     run directory; with --out, <out>/report.html for this evaluation alone."""
-    from kerasclf.evaluation.html_report import write_html_report
-
     if own_folder:
         return write_html_report(run_dir)
     return write_html_report(run_dir, out_path=out / "report.html", eval_dirs=[out])

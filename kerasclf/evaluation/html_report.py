@@ -24,6 +24,7 @@ import jinja2
 from kerasclf import __version__
 from kerasclf.errors import DataError
 from kerasclf.evaluation import figures
+from kerasclf.evaluation.resource_figures import plot_resources
 from kerasclf.runs.atomic import write_text
 
 TEMPLATE = "run_report.html.j2"
@@ -147,8 +148,6 @@ def gather(run_dir, eval_dirs=None):
     if history.is_file():
         with tempfile.TemporaryDirectory() as tmp:
             paths = figures.plot_history(history, tmp)
-            from kerasclf.evaluation.resource_figures import plot_resources
-
             resources = plot_resources(history, Path(tmp) / "resources.png")
             curves = [_figure(p, f"Training curve: {Path(p).stem.removeprefix('curves_')}") for p in paths]
             if resources:

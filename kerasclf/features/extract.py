@@ -19,6 +19,7 @@ import time
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from kerasclf.checkpoint import labels_of, load_checkpoint, transfer_from_checkpoint
@@ -103,8 +104,6 @@ def _from_registry(backbone, weights, data, overrides, data_dir):
 def embed_split(extractor, split, batch_size=128, label=None, verbose=1):
     """(N, D) float32 embeddings of a split, batch by batch, with a progress bar (on a
     terminal; into a pipe or log file one line when the split is done)."""
-    import keras
-
     if verbose and not sys.stdout.isatty():
         verbose = 2
     n = len(split)

@@ -12,15 +12,20 @@ import json
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from kerasclf.config import load_config
 from kerasclf.data import build_dataset
+from kerasclf.data.provenance import concatenate
 from kerasclf.errors import ConfigError, DataError
-from kerasclf.evaluation.figures import _new_figure, _save  # public after issue 16's re-cut
 from kerasclf.evaluation.metrics import accuracy_text
+from kerasclf.features.extract import embed_split
 from kerasclf.features.imagenet import OTHER, imagenet_names, load_mapping
+from kerasclf.models.mobile import imagenet_classifier as offline_classifier
+from kerasclf.models.pretrained import weights_source
+from kerasclf.plotting import new_figure, save_figure
 from kerasclf.runs.atomic import atomic_open, write_text
 
 
@@ -66,19 +71,13 @@ MODELS = (*OFFLINE, *APPLICATIONS)
 def imagenet_classifier(name, weights="imagenet", image_size=None):
     """uint8 images (any size) -> (N, 1000) ImageNet probabilities, resized in the model to the
     network's input size: (keras.Model, input side)."""
-    import keras
-
-    from kerasclf.models.pretrained import weights_source
-
     if name not in MODELS:
         raise ConfigError(f"--model must be one of {', '.join(MODELS)} (ImageNet-1k classifiers); got {name!r}.")
     source = weights_source(weights)
     if name in OFFLINE:
         if source != "imagenet":
             raise ConfigError(f"--model {name} takes its ImageNet weights from the installed package: --weights imagenet.")
-        from kerasclf.models.mobile import imagenet_classifier as offline
-
-        net, side = offline(name, (224, 224)), 224
+        net, side = offline_classifier(name, (224, 224)), 224
         h, w = image_size or (None, None)
         inputs = keras.Input((h, w, 3), dtype="uint8")
         x = keras.layers.Resizing(side, side, interpolation="bilinear")(keras.ops.cast(inputs, "float32"))
@@ -118,8 +117,6 @@ def run_zeroshot(out_dir, model_name, data, classes=None, weights="imagenet", ov
     y_true = order[np.asarray(chosen.y, np.int64)]
     model, side = imagenet_classifier(model_name, weights, tuple(dataset.info.image_size))
     start = time.perf_counter()
-    from kerasclf.features.extract import embed_split
-
     probs = embed_split(model, chosen, batch_size, verbose=1)
     seconds = time.perf_counter() - start
     top1 = probs.argmax(axis=1)
@@ -154,8 +151,6 @@ def default_mapping(data):
 
 def _split(dataset, split):
     if split == "all":
-        from kerasclf.data.provenance import concatenate
-
         return concatenate(dataset)
     chosen = dataset.split(split)
     if chosen is None or not len(chosen):
@@ -208,7 +203,7 @@ def markdown(metrics, mapping, top1, y_true, names):
 def plot_confusion(cm, rows, cols, path, title):
     """The C x (C + 1) count matrix (ConfusionMatrixDisplay draws square ones only)."""
     cm = np.asarray(cm)
-    fig = _new_figure(0.75 * len(cols) + 2.5, 0.7 * len(rows) + 2.0)
+    fig = new_figure(0.75 * len(cols) + 2.5, 0.7 * len(rows) + 2.0)
     ax = fig.add_subplot()
     ax.imshow(cm, cmap="Blues")
     top = cm.max() if cm.size else 0
@@ -221,4 +216,4 @@ def plot_confusion(cm, rows, cols, path, title):
     ax.set_xlabel("mapped prediction")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
