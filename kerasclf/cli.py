@@ -16,7 +16,7 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Exit codes (README "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
+# Exit codes (docs/resume.md, "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
 # (config, data, checkpoint, full disk), 3 non-finite loss, 130 Ctrl-C, 143 SIGTERM.
 def _run(fn, *args, **kwargs):
     """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2; a run that

@@ -14,7 +14,7 @@ Adding an entry is one decorator in one module:
     def my_loss(loss_cfg, labels): ...
 
 and, for a module of the package, its name in the registry's `builtin_modules` below
-(user code just imports its module before running; see README "Extending kerasclf").
+(user code just imports its module before running; see docs/extending.md).
 """
 
 import importlib

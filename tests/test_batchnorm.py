@@ -11,9 +11,9 @@ import pytest
 from keras import ops
 
 from kerasclf.config import from_dict
+from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import ConfigError
 from kerasclf.models import build_model
-from kerasclf.data.info import DatasetInfo
 
 BN_MODELS = {
     "cnn": {"name": "cnn", "filters": [8], "dense": [16], "batch_norm": True},

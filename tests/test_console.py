@@ -140,8 +140,8 @@ def test_models_lists_without_importing_keras_or_tensorflow():
 
 
 def test_model_catalogue_matches_the_registry():
-    from kerasclf.models import load_builtin_models
     from kerasclf.catalogue import catalogue
+    from kerasclf.models import load_builtin_models
 
     listed = [(e.name, e.description, e.meta) for e in catalogue()]
     registered = [(e.name, e.description, e.meta) for e in load_builtin_models().entries()]

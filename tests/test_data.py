@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import class_image, write_image
 from PIL import Image
 
 from kerasclf.config import DataConfig
 from kerasclf.data import build_dataset
 from kerasclf.data.cache import cache_dir
 from kerasclf.errors import ConfigError, DataError
-from conftest import class_image, write_image
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -147,8 +147,8 @@ def test_non_finite_loss_stops_with_advice_and_keeps_a_loadable_checkpoint(cli, 
 
 @pytest.mark.slow
 def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(cli, user_error, tmp_path, monkeypatch):
-    from kerasclf.runs import atomic
     from kerasclf.evaluation.evaluate import load_checkpoint
+    from kerasclf.runs import atomic
 
     run = tmp_path / "logs" / "full"
     saves = []

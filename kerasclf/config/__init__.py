@@ -19,7 +19,7 @@ field and the messages stay one paragraph with "did you mean"; pydantic would ad
 dependency whose error texts must be rewritten into that form anyway.
 """
 
-from kerasclf.config.checks import CROSS_CHECKS, data_set_options, label_format, validate
+from kerasclf.config.checks import CROSS_CHECKS, data_set_options, label_format, validate, without_retired_keys
 from kerasclf.config.constraints import FOLDER_PREFIX, OneOf, Range, Registered, key
 from kerasclf.config.load import (
     apply_overrides,
@@ -51,5 +51,5 @@ __all__ = [
     "Registered", "SamplerConfig", "TrainConfig",
     "apply_overrides", "data_set_options", "dump_config", "from_dict", "import_plugins", "key", "label_format",
     "load_config", "parse_override", "parse_trainable", "parse_yaml", "read_config_file", "read_yaml_mapping",
-    "to_dict", "validate", "write_yaml",
+    "to_dict", "validate", "without_retired_keys", "write_yaml",
 ]

@@ -104,6 +104,16 @@ def _model_keys_and_weights(cfg):
 RETIRED_DATA_KEYS = {"svhn_extra": False}
 
 
+def without_retired_keys(raw: dict) -> dict:
+    """A raw config (an older run's config.yaml) without the retired keys that hold their old
+    default: what comparing it with a config of this version must ignore."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(data, dict):
+        return raw
+    kept = {k: v for k, v in data.items() if not (k in RETIRED_DATA_KEYS and RETIRED_DATA_KEYS[k] is v)}
+    return {**raw, "data": kept}
+
+
 def data_set_options(source: str) -> dict:
     """The options a registered data set declares (registry meta `options`: name -> (default, help))."""
     if source.startswith(FOLDER_PREFIX):

@@ -61,8 +61,11 @@ def build_model(cfg: Config, info: DatasetInfo) -> keras.Model:
     embedding = keras.layers.Identity(name=EMBEDDING)(_call_builder(entry, x, kwargs))
     head = HEADS.get(info.task).factory
     outputs = head(embedding, info.num_classes, dropout=cfg.model.head_dropout, use_bias=meta.get("head_bias", True))
+    # float32 like the head's softmax: a layer under a mixed policy would cast the probabilities
+    # back to 16 bits (Keras casts a layer's floating inputs to its compute dtype).
     outputs = LabelInfo(
-        class_names=info.class_names, source=info.source, image_size=[height, width], task=info.task, name="labels"
+        class_names=info.class_names, source=info.source, image_size=[height, width], task=info.task, name="labels",
+        dtype="float32",
     )(outputs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
     if _is_weights_file(cfg.model.weights) and not meta.get("pretrained"):
@@ -91,7 +94,7 @@ def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
 
 def embedding_model(model: keras.Model) -> keras.Model:
     """images -> the model's embedding, sharing the classifier's layers (a feature extractor)."""
-    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
+    return keras.Model(model.input, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 def is_checkpoint(weights):

@@ -9,7 +9,7 @@ Each run is its own `python -m kerasclf.cli train` process. Why not in-process: 
 global state between runs (the mixed-precision policy, the random seed, compiled functions,
 memory held by the backend), a crash or out-of-memory in one run must not end the others,
 and processes give --parallel for free. The cost is the process start (importing
-TensorFlow), measured in the README.
+TensorFlow), measured in docs/performance.md.
 
 Re-running the same command skips the finished runs (metrics.json present, valid and not
 interrupted) and re-does the others; a finished run whose config differs from the plan is an
@@ -33,7 +33,15 @@ from pathlib import Path
 import yaml
 
 import kerasclf
-from kerasclf.config import apply_overrides, from_dict, parse_yaml, read_config_file, read_yaml_mapping, to_dict
+from kerasclf.config import (
+    apply_overrides,
+    from_dict,
+    parse_yaml,
+    read_config_file,
+    read_yaml_mapping,
+    to_dict,
+    without_retired_keys,
+)
 from kerasclf.errors import ConfigError, did_you_mean
 from kerasclf.studies.compare import IGNORED_KEYS, write_comparison
 from kerasclf.studies.runs import ERROR_FILE, flatten, read_metrics, run_state
@@ -258,7 +266,7 @@ def _config_differences(run_dir, expected):
         written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return ["config.yaml unreadable"]
-    a, b = flatten(written), flatten(expected)
+    a, b = flatten(without_retired_keys(written)), flatten(expected)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} planned" for k in sorted(set(a) | set(b))
             if k not in IGNORED_KEYS and a.get(k) != b.get(k)]
 

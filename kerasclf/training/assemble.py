@@ -31,8 +31,9 @@ def setup_backend(cfg):
     if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
         enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
+    # Always set: the policy is process-wide, and a run after a mixed-precision run in the
+    # same process must not inherit it.
+    keras.mixed_precision.set_global_policy(cfg.train.mixed_precision or "float32")
 
 
 def prepare(cfg: Config) -> Prepared:
