@@ -225,7 +225,7 @@ def test_svm_chooses_C_on_validation_and_scores_like_sklearn(tmp_path):
     train, val, test = blobs(30, 3, seed=1, spread=2.5), blobs(15, 3, seed=2, spread=2.5), blobs(20, 3, seed=3, spread=2.5)
     path = write_features(tmp_path / "f.npz", {"train": train, "val": val, "test": test}, ["x", "y", "z"])
     results = run_svm(path, tmp_path / "svm", echo=lambda *_: None)
-    for kernel, base in (("linear", lambda C: LinearSVC(C=C, dual="auto", max_iter=5000, random_state=0)),
+    for kernel, base in (("linear", lambda C: LinearSVC(C=C, dual="auto", max_iter=2000, random_state=0)),
                          ("rbf", lambda C: SVC(C=C, gamma="scale", random_state=0))):
         fit = {C: make_pipeline(StandardScaler(), OneVsRestClassifier(base(C))).fit(*train) for C in C_GRID[kernel]}
         val_acc = {C: (m.predict(val[0]) == val[1]).mean() for C, m in fit.items()}
