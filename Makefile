@@ -101,3 +101,12 @@ $(eval $(call study,catsdogs-batch-sweep,configs/studies/catsdogs_batch_sweep.ya
 $(eval $(call study,catsdogs-betas-sweep,configs/studies/catsdogs_betas_sweep.yaml))
 $(eval $(call study,cifar-optimizers,configs/studies/cifar_optimizers.yaml))
 $(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml))
+
+# Pascal VOC 2012 (downloads 2 GB once; see docs/voc.md): multi-label classification and segmentation
+$(eval $(call experiment,voc-resnet50,configs/voc/resnet50.yaml))
+$(eval $(call experiment,voc-resnet50-aug,configs/voc/resnet50_aug.yaml))
+$(eval $(call experiment,voc-seg-resnet50,configs/voc/seg_resnet50.yaml))
+$(eval $(call experiment,voc-seg-resnet50-aug,configs/voc/seg_resnet50_aug.yaml))
+# Learning checks without downloads: generated shapes (segmentation), CIFAR JPEG mosaics (multi-label)
+$(eval $(call experiment,shapes-seg,configs/generated/shapes_seg.yaml))
+$(eval $(call experiment,mosaic-cifar,configs/generated/mosaic_cifar.yaml))

@@ -35,6 +35,7 @@ EVAL_FIGURES = (
     ("roc", "ROC curves (one-vs-rest)"),
     ("samples", "Sample predictions: pred (true)"),
     ("misclassified", "Misclassified, most confident first"),
+    ("misclassified_gradcam", "Grad-CAM of misclassified images"),
 )
 SUMMARY_KEYS = (
     ("model", "model"), ("dataset", "data"), ("epochs_run", "epochs run"), ("best_epoch", "best epoch"),

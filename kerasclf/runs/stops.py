@@ -64,12 +64,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
             return
         raise NonFiniteLoss(
             f"The training loss became {value} at epoch {self.epoch + 1}, {where}; training stopped there. "
-            "The run keeps the checkpoints of the epochs before it (last.keras, best.keras) and can be "
-            "resumed from them. Usual causes: a learning rate too high for this model and batch size "
-            "(lower optim.lr, add optim.warmup_epochs or optim.clipnorm); inputs that are not what the "
-            "model expects (check the data); mixed_float16 overflowing (try train.mixed_precision="
-            "mixed_bfloat16 or null)."
+            f"{CAUSES}"
         )
+
+
+CAUSES = (
+    "Usual causes: a learning rate too high for this model and batch size (lower optim.lr, add "
+    "optim.warmup_epochs or optim.clipnorm); inputs that are not what the model expects (check the "
+    "data); mixed_float16 overflowing (try train.mixed_precision=mixed_bfloat16 or null)."
+)
 
 
 class StopRequest:
