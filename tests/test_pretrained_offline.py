@@ -230,3 +230,29 @@ def test_weights_from_a_backbone_file_and_from_the_pth(tmp_path):
     for a, b, c in zip(model.get_layer("backbone").weights, again.get_layer("backbone").weights, pth.get_layer("backbone").weights):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(c))
+
+
+@pytest.mark.slow
+def test_two_phases_head_then_last2_train_only_what_they_name(tmp_path):
+    """train.finetune_*: phase 1 trains the head, phase 2 unfreezes top_conv (last:2); the stem
+    keeps the ImageNet weights and statistics through both phases."""
+    from kerasclf.training.run import train
+
+    key = KEYS[0]
+    cfg = load_config(None, [
+        "data.source=synthetic", f"model.name={key}", "model.weights=imagenet", "model.trainable=head",
+        "train.epochs=1", "train.finetune_epochs=1", "train.finetune_trainable=last:2", "train.verbose=0",
+        "train.evaluate_after=false", f"train.log_dir={tmp_path}",
+    ])  # fmt: skip
+    imagenet = build(key, "imagenet").get_layer("backbone")
+    run_dir, metrics = train(cfg)
+    assert metrics["params_trainable"] == 1280 * 4 + 4  # phase 1: the head (synthetic data: 4 classes)
+    assert metrics["finetune"]["trainable"] == "last:2"
+    after = load_checkpoint(run_dir / "last.keras")[0].get_layer("backbone")
+
+    def value(backbone, layer, i=0):
+        return keras.ops.convert_to_numpy(backbone.get_layer(layer).weights[i])
+
+    np.testing.assert_array_equal(value(after, "stem_conv"), value(imagenet, "stem_conv"))
+    np.testing.assert_array_equal(value(after, "stem_bn", 2), value(imagenet, "stem_bn", 2))  # moving mean
+    assert not np.array_equal(value(after, "top_conv"), value(imagenet, "top_conv"))
