@@ -23,8 +23,7 @@ from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import ModelError
-from kerasclf.models import build_model
-from kerasclf.models import mobile
+from kerasclf.models import build_model, mobile
 from kerasclf.models.freeze import describe_trainable
 from kerasclf.models.torch_file import read_state_dict
 
