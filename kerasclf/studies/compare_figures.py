@@ -10,8 +10,8 @@ from kerasclf.evaluation.figures import _new_figure, _read_history, _save
 
 def _epochs(columns):
     length = len(next(iter(columns.values())))
-    # CSVLogger's epoch column is 0-based; +1 matches Keras's "Epoch 1/N"
-    return columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+    # history.csv numbers epochs from 1 already (kerasclf.runs.artefacts.history_text)
+    return columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
 
 
 def _colours(n):
