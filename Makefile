@@ -9,7 +9,7 @@ KCLF   := $(BIN)/kerasclf
 ARGS   ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help install demo test test-slow tensorboard bench clean-logs
+.PHONY: help install demo test test-slow lint tensorboard bench clean-logs
 
 help:
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -36,6 +36,10 @@ test: install  ## the suite without slow tests (TensorFlow), then its backend-ag
 test-slow: install  ## the tests marked slow (subprocess kills, sweeps, whole runs), TensorFlow then JAX
 	$(BIN)/python -m pytest -q -n 2 --durations=10 -m slow tests
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m "backend_agnostic and slow" tests
+
+lint: install  ## ruff (pyflakes, import order, pycodestyle, bugbear; pyproject.toml) and mypy on the typed public API
+	$(BIN)/ruff check kerasclf tests bench
+	$(BIN)/mypy
 
 tensorboard: install  ## TensorBoard on logs/
 	$(BIN)/tensorboard --logdir logs

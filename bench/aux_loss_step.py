@@ -32,7 +32,7 @@ def build(variant, model_key, batch_size, steps, seed=0):
     from kerasclf.config import load_config
     from kerasclf.data.info import DatasetInfo
     from kerasclf.models import build_model
-    from kerasclf.losses import composite as aux_loss
+    from kerasclf.training import aux as aux_loss
     from kerasclf.training.run import compile_model
 
     cfg = load_config(None, [*MODELS[model_key], *VARIANTS[variant], f"data.batch_size={batch_size}",

@@ -102,7 +102,8 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Report folder (default: <run>/eval/<split>, or <run>/eval/<data>-<split> with --data).")
 @click.option("--embeddings", is_flag=True, help="Also the embedding report: precision@1, R-precision, MAP@R, kNN, NMI, t-SNE, projector files.")
-@click.option("--tsne-points", default=2000, show_default=True, type=click.IntRange(min=10), help="Points in the t-SNE figures and the projector (seeded subsample).")
+@click.option("--tsne-points", default=2000, show_default=True, type=click.IntRange(min=10),
+              help="Points in the t-SNE figures and the projector (seeded subsample).")
 def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embeddings, tsne_points):
     """Write reports (sklearn report, confusion matrices, galleries, curves) for a checkpoint."""
     from kerasclf.console import import_tensorflow_quietly
@@ -145,17 +146,34 @@ _lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda 
 @main.command()
 def models():
     """List the registered models."""
-    from kerasclf.models.catalogue import catalogue  # read from source: no Keras/TensorFlow import
+    from kerasclf.catalogue import catalogue  # read from source: no Keras/TensorFlow import
 
     for entry in catalogue():
         click.echo(f"{entry.name:<14} {entry.description}")
 
 
-_lister("losses", "LOSSES", "List the registered losses (loss.name).")
+def _aux_losses(width):
+    import kerasclf.registry as registries
+
+    lines = ["", "Auxiliary losses (loss.aux, on the embedding):"]
+    lines += [f"{e.name:<{width}}{e.description}" for e in registries.AUX_LOSSES.entries()]
+    return "\n".join(lines)
+
+
+_lister("losses", "LOSSES", "List the registered losses (loss.name) and auxiliary losses (loss.aux).",
+        footer=_aux_losses)
 _lister("optimizers", "OPTIMIZERS", "List the registered optimizers (optim.name).")
 _lister("schedules", "SCHEDULES", "List the registered learning-rate schedules (optim.schedule).")
 _lister("report-sections", "REPORT_SECTIONS", "List the sections of an evaluation report, in order.",
         order=lambda e: (e.meta.get("order", 100), e.name))
+
+
+@main.command("config-reference")
+def config_reference():
+    """Print the config reference (docs/config.md) generated from the schema's help texts."""
+    from kerasclf.config.reference import config_reference as reference
+
+    click.echo(reference(), nl=False)
 
 
 @main.command("data-report")
@@ -173,6 +191,9 @@ def data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class
 
 def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_class):
     from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before the report's modules import Keras: start-up lines once, filtered
     from kerasclf.evaluation.data_report import build_report_dataset, default_out_dir, write_data_report
 
     cfg = load_config(None, [f"data.source={data_spec}", f"seed={seed}", *overrides])
@@ -227,13 +248,15 @@ def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, d
 
 @main.command()
 @click.argument("dirs", nargs=-1, required=True)
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Where to write comparison.md/.csv and the curves (default: the runs' common parent).")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where to write comparison.md/.csv and the curves (default: the runs' common parent).")
 @click.option("--no-hparams", is_flag=True, help="Skip the TensorBoard HParams summary.")
 def compare(dirs, out_dir, no_hparams):
     """Table (markdown + CSV) and overlaid curves over run directories, study directories or globs."""
     import warnings
 
-    from kerasclf.studies.compare import SKIPPED_TEXT, compare as write
+    from kerasclf.studies.compare import SKIPPED_TEXT
+    from kerasclf.studies.compare import compare as write
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=re.escape(SKIPPED_TEXT))  # said below, without a source line

@@ -14,10 +14,12 @@ was captured minus that noise, each line once.
 """
 
 import importlib.util
+import logging
 import os
 import re
 import sys
 import tempfile
+import warnings
 
 # glog/absl line prefix: severity letter, date, time, thread id, file:line]
 _PREFIX = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([\w./-]+:\d+)\] ")
@@ -34,7 +36,7 @@ def import_tensorflow_quietly():
         os.dup2(captured.fileno(), 2)
         gpus = None
         try:
-            import tensorflow as tf
+            import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
             gpus = tf.config.list_physical_devices("GPU")  # the CUDA probe logs here, once
         finally:
@@ -85,8 +87,6 @@ def show_warnings_plainly():
     """Warnings on the console as "Warning: <message>" paragraphs, without the file:line and
     source line Python adds (they point into kerasclf, not at anything the user can change).
     Only the format changes, so warnings filters and pytest.warns still see every warning."""
-    import warnings
-
     def format_warning(message, category, filename, lineno, line=None):
         label = "Warning" if issubclass(category, UserWarning) else category.__name__
         return f"{label}: {message}\n"
@@ -100,8 +100,6 @@ _NOTES = None
 def show_notes():
     """kerasclf's INFO messages (e.g. the image size chosen for a folder) on stderr as
     "Note: ..." lines; re-pointed at the current sys.stderr on every call."""
-    import logging
-
     global _NOTES
     logger = logging.getLogger("kerasclf")
     if _NOTES is None:

@@ -19,8 +19,9 @@ and, for a module of the package, its name in the registry's `builtin_modules` b
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterable, TypeVar
 
+from kerasclf.console import import_tensorflow_quietly
 from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, did_you_mean
 
 
@@ -32,16 +33,22 @@ class Entry:
     meta: dict
 
 
+F = TypeVar("F", bound=Callable)
+
+
 class Registry:
-    def __init__(self, kind, error=KerasclfError, list_command=None, builtin_modules=()):
+    def __init__(
+        self, kind: str, error: type[KerasclfError] = KerasclfError, list_command: str | None = None,
+        builtin_modules: Iterable[str] = (),
+    ):
         self.kind = kind
         self.error = error
         self.list_command = list_command
         self.builtin_modules = tuple(builtin_modules)
-        self._entries = {}
+        self._entries: dict[str, Entry] = {}
         self._loaded = False
 
-    def register(self, name, description="", **meta):
+    def register(self, name: str, description: str = "", **meta: Any) -> Callable[[F], F]:
         """Decorator; `meta` holds facts callers need before building (sizes, label formats)."""
 
         def decorator(factory):
@@ -54,19 +61,17 @@ class Registry:
 
         return decorator
 
-    def load(self):
+    def load(self) -> "Registry":
         """Import the built-in modules (once). Optional dependencies (keras_hub) are imported
         inside builders, so a missing one fails only when that entry is used."""
         if not self._loaded:
-            from kerasclf.console import import_tensorflow_quietly
-
             import_tensorflow_quietly()  # the modules import Keras, which imports TensorFlow: its start-up lines once
             for module in self.builtin_modules:
                 importlib.import_module(module)
             self._loaded = True
         return self
 
-    def get(self, name):
+    def get(self, name: str) -> Entry:
         self.load()
         try:
             return self._entries[name]
@@ -77,13 +82,13 @@ class Registry:
                 f"Known: {', '.join(sorted(self._entries))}.{hint}"
             ) from None
 
-    def names(self):
+    def names(self) -> list[str]:
         return sorted(self.load()._entries)
 
-    def entries(self):
+    def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
-    def __contains__(self, name):
+    def __contains__(self, name: object) -> bool:
         return name in self.load()._entries
 
 
@@ -114,6 +119,9 @@ DATASETS = Registry(
 # The head that turns a model's embedding into its outputs, one per task (multiclass, ...).
 HEADS = Registry("task", ConfigError, builtin_modules=("kerasclf.models.heads",))
 LOSSES = Registry("loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.classification",))
+# Auxiliary losses on the embedding (loss.aux), trained as CE + loss.aux_weight * aux. Each is
+# registered as `factory(loss_cfg, num_classes) -> keras loss` called as aux(embedding, labels).
+AUX_LOSSES = Registry("auxiliary loss", ConfigError, list_command="losses", builtin_modules=("kerasclf.losses.composite",))
 OPTIMIZERS = Registry("optimizer", ConfigError, list_command="optimizers", builtin_modules=("kerasclf.training.optimizers",))
 SCHEDULES = Registry("schedule", ConfigError, list_command="schedules", builtin_modules=("kerasclf.training.schedules",))
 REPORT_SECTIONS = Registry(

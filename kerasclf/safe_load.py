@@ -12,7 +12,9 @@ import json
 import re
 import zipfile
 
-from kerasclf.errors import CheckpointError
+import keras
+
+from kerasclf.errors import CheckpointError, first_line
 
 KERAS_MODULES = ("keras", "builtins")
 
@@ -61,8 +63,6 @@ def lambda_layers(config):
 
 def unknown_classes(config):
     """Classes from outside Keras that are not registered in this process."""
-    import keras
-
     registered = keras.saving.get_custom_objects()
     unknown = []
     for obj in _objects(config):
@@ -91,8 +91,6 @@ def refuse_lambda(path):
 
 def explain_load_failure(path, exc):
     """A CheckpointError for a failed safe-mode load: unknown classes named when that is the cause."""
-    from kerasclf.errors import first_line
-
     config = read_config(path)
     unknown = unknown_classes(config) if config is not None else []
     if not unknown:

@@ -1,4 +1,4 @@
-"""CE + aux_weight * triplet/center loss in training (kerasclf.losses.composite).
+"""CE + aux_weight * triplet/center loss in training (kerasclf.losses.composite, kerasclf.training.aux).
 
 One training step is checked against the definitions (loss value, centre update), on every
 backend; short runs check the saved checkpoint (plain classifier with its centres), resuming
@@ -15,7 +15,8 @@ from keras import ops
 from kerasclf.config import load_config
 from kerasclf.errors import ConfigError
 from kerasclf.losses.metric import TripletLoss
-from kerasclf.losses import composite as aux_loss
+from kerasclf.models import embedding_model, embedding_tensor
+from kerasclf.training import aux as aux_loss
 
 BACKEND = keras.backend.backend()
 TINY = ["data.source=synthetic", "model.name=cnn", "model.filters=[8]", "model.dense=[16]",
@@ -55,7 +56,7 @@ def one_step(overrides, x, y):
     model = training.fit_model()
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
-    emb = ops.convert_to_numpy(aux_loss.embedding_model(classifier)(x))
+    emb = ops.convert_to_numpy(embedding_model(classifier)(x))
     probs = ops.convert_to_numpy(classifier(x))
     logs = model.train_on_batch(x, y, return_dict=True)
     return training, logs, emb, probs
@@ -83,8 +84,8 @@ def test_center_step_loss_and_centre_update_follow_the_definitions():
         members = emb[y == c]
         want[c] -= 0.5 * (len(members) * centres_before[c] - members.sum(0)) / (1 + len(members))
     # the update made inside the compiled step reached the variable (JAX returns it as new state)
-    np.testing.assert_allclose(ops.convert_to_numpy(training.centers), want, rtol=1e-4, atol=1e-6)
-    assert not any(v is training.centers for v in training.saved.trainable_weights)
+    np.testing.assert_allclose(ops.convert_to_numpy(training.holder.aux.centers), want, rtol=1e-4, atol=1e-6)
+    assert not any(v is training.holder.aux.centers for v in training.saved.trainable_weights)
 
 
 @pytest.mark.backend_agnostic
@@ -107,7 +108,7 @@ def test_gradient_of_aux_loss_reaches_the_backbone():
     classifier = tiny_classifier()
     classifier.get_layer("head_dense").trainable = False
     training = aux_loss.setup(cfg, classifier, FakeData)
-    training.centers.assign(np.ones((3, 4), np.float32))
+    training.holder.aux.centers.assign(np.ones((3, 4), np.float32))
     model = training.fit_model()
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.SparseCategoricalCrossentropy())
     before = ops.convert_to_numpy(classifier.get_layer("features").kernel).copy()
@@ -120,7 +121,7 @@ def test_gradient_of_aux_loss_reaches_the_backbone():
 
 def test_embedding_is_the_head_input_before_dropout():
     classifier = tiny_classifier(head_dropout=0.5)
-    assert aux_loss.embedding_tensor(classifier) is classifier.get_layer("head_dropout").input
+    assert embedding_tensor(classifier) is classifier.get_layer("head_dropout").input
 
 
 @pytest.mark.parametrize("override,fragment", [
@@ -182,7 +183,7 @@ def test_center_run_saves_plain_classifier_with_centres_and_resumes_them(tmp_pat
     data = build_dataset(cfg.data, cfg.seed)
     classifier = build_model(cfg, data.info)
     training = aux_loss.setup(cfg, classifier, data)
-    np.testing.assert_array_equal(ops.convert_to_numpy(training.centers), saved)
+    np.testing.assert_array_equal(ops.convert_to_numpy(training.holder.aux.centers), saved)
 
 
 @pytest.mark.slow

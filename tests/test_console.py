@@ -141,7 +141,7 @@ def test_models_lists_without_importing_keras_or_tensorflow():
 
 def test_model_catalogue_matches_the_registry():
     from kerasclf.models import load_builtin_models
-    from kerasclf.models.catalogue import catalogue
+    from kerasclf.catalogue import catalogue
 
     listed = [(e.name, e.description, e.meta) for e in catalogue()]
     registered = [(e.name, e.description, e.meta) for e in load_builtin_models().entries()]
@@ -195,7 +195,7 @@ def test_a_training_metric_chosen_on_purpose_keeps_best(cli, tmp_path, recwarn):
 
 
 def test_catalogue_reads_literal_decorators_and_falls_back_otherwise(tmp_path, monkeypatch):
-    from kerasclf.models.catalogue import catalogue
+    from kerasclf.catalogue import catalogue
 
     (tmp_path / "lit_models.py").write_text(
         "import keras_that_does_not_exist\n"

@@ -44,7 +44,7 @@ def test_log_dir_under_a_file_is_refused_before_loading_data(cli, user_error, tm
 
     (tmp_path / "notes.txt").write_text("x")
     loaded = []
-    monkeypatch.setattr("kerasclf.data.build_dataset", lambda *a, **k: loaded.append(a))
+    monkeypatch.setattr("kerasclf.training.assemble.build_dataset", lambda *a, **k: loaded.append(a))
     for dry in ([], ["--dry-run"]):
         user_error(cli("train", *dry, "--set", "data.source=synthetic", "--set", f"train.log_dir={tmp_path / 'notes.txt' / 'logs'}"),
                    "train.log_dir", "is a file, not a folder")

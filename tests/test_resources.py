@@ -161,7 +161,7 @@ def test_gpu_figures_reach_history_csv_and_the_report(monkeypatch, cli, tmp_path
 
 def test_resources_figure_needs_resource_columns(tmp_path):
     from kerasclf.evaluation.resource_figures import _series, plot_resources
-    from kerasclf.evaluation.figures import _read_history
+    from kerasclf.plotting import read_history
 
     old = tmp_path / "old.csv"
     old.write_text("epoch,accuracy,loss\n0,0.5,1.0\n1,0.6,0.9\n")
@@ -169,7 +169,7 @@ def test_resources_figure_needs_resource_columns(tmp_path):
     new = tmp_path / "new.csv"
     new.write_text("epoch,sys_cpu_percent,sys_memory_gb,sys_gpu0_util_percent,sys_gpu0_memory_gb,sys_gpu1_util_percent\n"
                    "0,50,1.5,30,2.0,NA\n1,60,1.6,40,2.1,NA\n")
-    percent, memory = _series(_read_history(new))
+    percent, memory = _series(read_history(new))
     # GPU 1 logged nothing (NA): not drawn
     assert [k for _, k in percent] == ["sys_cpu_percent", "sys_gpu0_util_percent"]
     assert [k for _, k in memory] == ["sys_memory_gb", "sys_gpu0_memory_gb"]

@@ -46,9 +46,9 @@ def test_auto_streams_when_decoded_images_exceed_the_memory_share(folder, monkey
 def test_auto_without_tensorflow_decodes_and_warns(folder, monkeypatch):
     import psutil
 
-    from kerasclf.data import pipeline
+    from kerasclf import backend
 
-    monkeypatch.setattr(pipeline, "have_tensorflow", lambda: False)
+    monkeypatch.setattr(backend, "have_tensorflow", lambda: False)
     # more than data.memory_fraction (0.25) of the memory, so auto would stream, but less than
     # the half that decoding into memory may take (kerasclf.data.sizing)
     decoded = 36 * 10 * 14 * 3

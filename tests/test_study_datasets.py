@@ -124,9 +124,9 @@ def test_svhn_extra_joins_train_only_when_asked(tmp_path):
     write_svhn(tmp_path / "svhn", "test", [4], 2)
     assert len(build_dataset(data("svhn", tmp_path)).train) == 3  # no extra file needed
     with pytest.raises(DataError, match="extra_32x32.mat"):
-        build_dataset(data("svhn", tmp_path, svhn_extra=True))
+        build_dataset(data("svhn", tmp_path, options={"svhn_extra": True}))
     extra_x = write_svhn(tmp_path / "svhn", "extra", [10, 9], 3)
-    ds = build_dataset(data("svhn", tmp_path, svhn_extra=True))
+    ds = build_dataset(data("svhn", tmp_path, options={"svhn_extra": True}))
     assert ds.train.y.tolist() == [1, 2, 3, 0, 9] and len(ds.test) == 1
     np.testing.assert_array_equal(ds.train.x[3:], extra_x)
 

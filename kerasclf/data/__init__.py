@@ -6,12 +6,17 @@ names and the train split's per-channel statistics.
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from kerasclf.config import FOLDER_PREFIX, DataConfig
+from kerasclf.data.cache import cache_dir
 from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
+from kerasclf.data.images import resize_array
 from kerasclf.data.info import DatasetInfo
 from kerasclf.data.registry import DATASETS, RawDataset, register_dataset  # noqa: F401
+from kerasclf.data.sources.folder import load_folder
 from kerasclf.data.splits import Split, channel_stats, limit_per_class, select_classes, stratified_split
-
-from kerasclf.config import FOLDER_PREFIX
+from kerasclf.errors import DataError
 
 
 def load_builtin_datasets():
@@ -41,11 +46,7 @@ class Dataset:
 
 def load_raw(source, data_cfg, seed=0, keep_files=False):
     """The source's own splits, before class selection and carving."""
-    from kerasclf.data.cache import cache_dir
-
     if source.startswith(FOLDER_PREFIX):
-        from kerasclf.data.sources.folder import load_folder
-
         return load_folder(
             source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
             stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
@@ -55,7 +56,7 @@ def load_raw(source, data_cfg, seed=0, keep_files=False):
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
 
 
-def build_dataset(data_cfg, seed=0, keep_files=False):
+def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False) -> Dataset:
     """keep_files: leave image files on disk whatever data.stream says (for code that reads
     them a chunk at a time, such as the data report; training needs data.stream for that)."""
     if data_cfg.split_seed is not None:
@@ -75,15 +76,11 @@ def build_dataset(data_cfg, seed=0, keep_files=False):
     if data_cfg.limit_per_class:
         train = limit_per_class(train, data_cfg.limit_per_class, seed)
     if data_cfg.image_size is not None:
-        from kerasclf.data.images import resize_array
-
         size = tuple(data_cfg.image_size)
         train, val, test = (
             None if s is None else Split(resize_array(s.x, size, data_cfg.resize), s.y, s.paths) for s in (train, val, test)
         )
     if train.x.shape[-1] == 1:  # grayscale sources become RGB so every model takes them
-        import numpy as np
-
         train, val, test = (None if s is None else Split(np.repeat(s.x, 3, -1), s.y, s.paths) for s in (train, val, test))
     streamed = is_streamed(train)
     mean, std = channel_stats(train.x, max_images=2000 if streamed else 10000, seed=seed)
@@ -113,8 +110,6 @@ def _decode_or_stream(splits, data_cfg, keep_files=False):
 
 def _check_class_count(data_cfg, class_names):
     """One class is not a classification problem: every prediction would be right."""
-    from kerasclf.errors import DataError
-
     if len(class_names) < 2:
         found = f"only the class {class_names[0]!r}" if class_names else "no class"
         raise DataError(

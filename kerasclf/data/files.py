@@ -9,11 +9,15 @@ is carved, so the same seed gives the same train/val/test files on either path.
 """
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from kerasclf import backend
+from kerasclf.data.images import _try_decode, _warn_skipped, decode, decode_files
+from kerasclf.data.splits import Split
+from kerasclf.data.stream import decoded_bytes, read_image, should_stream
 from kerasclf.errors import ConfigError, DataError
-
 
 
 class FileImages:
@@ -44,8 +48,6 @@ class FileImages:
         return len(self.paths)
 
     def __getitem__(self, index):
-        from kerasclf.data.images import decode
-
         if isinstance(index, (int, np.integer)):
             return decode(self.paths[index], self.image_size)
         if isinstance(index, slice):
@@ -56,8 +58,6 @@ class FileImages:
         return FileImages([self.paths[i] for i in index], self.image_size, self.verified)
 
     def __array__(self, dtype=None, copy=None):
-        from kerasclf.data.images import decode_files
-
         array, kept = decode_files(self.paths, self.image_size)
         if len(kept) != len(self.paths):
             raise DataError(f"{len(self.paths) - len(kept)} of {len(self.paths)} image files could not be decoded.")
@@ -70,9 +70,6 @@ def is_streamed(split):
 
 def decode_split(split, where):
     """The split with its files decoded into memory; unreadable files dropped (a warning names them)."""
-    from kerasclf.data.images import decode_files
-    from kerasclf.data.splits import Split
-
     x, kept = decode_files(split.x.paths, split.x.image_size)
     if not kept:
         raise DataError(f"None of the {len(split)} image files under {where!r} could be read.")
@@ -81,8 +78,6 @@ def decode_split(split, where):
 
 def readable_split(split, where):
     """The split still on disk, without the files that cannot be decoded (decoded once, not kept)."""
-    from kerasclf.data.splits import Split
-
     if split.x.verified:
         return split
     kept = readable_index(split.x.paths, split.x.image_size)
@@ -98,12 +93,8 @@ def readable_index(paths, image_size):
     Every file is decoded once (as training will) and its pixels dropped at once, so memory
     stays flat: a file that only fails mid-epoch would stop a streamed run.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
-    from kerasclf.data.images import _try_decode, _warn_skipped
-    from kerasclf.data.pipeline import have_tensorflow
-
-    if have_tensorflow():
+    if backend.have_tensorflow():
         kept = _readable_index_tf(paths, image_size)
         retry = sorted(set(range(len(paths))) - set(kept))
     else:
@@ -117,9 +108,7 @@ def readable_index(paths, image_size):
 
 
 def _readable_index_tf(paths, image_size):
-    import tensorflow as tf
-
-    from kerasclf.data.stream import read_image
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
     # reduce_max depends on every pixel, so the decode cannot be optimised away
@@ -131,10 +120,7 @@ def _readable_index_tf(paths, image_size):
 def choose_stream(setting, num_images, image_size, memory_fraction):
     """Whether to stream: data.stream true/false, or "auto": when the decoded images would
     take more than `memory_fraction` of the memory available now (kerasclf.data.stream)."""
-    from kerasclf.data.pipeline import have_tensorflow
-    from kerasclf.data.stream import decoded_bytes, should_stream
-
-    if setting is True and not have_tensorflow():
+    if setting is True and not backend.have_tensorflow():
         raise ConfigError(
             "data.stream=true reads files through tf.data, and TensorFlow is not installed: "
             "install kerasclf[tf], or set data.stream=false (decode into memory)."
@@ -142,7 +128,7 @@ def choose_stream(setting, num_images, image_size, memory_fraction):
     if setting != "auto":
         return setting
     large = should_stream(num_images, image_size, memory_fraction)
-    if large and not have_tensorflow():
+    if large and not backend.have_tensorflow():
         warnings.warn(
             f"{num_images} images at {image_size[0]}x{image_size[1]} take "
             f"{decoded_bytes(num_images, image_size) / 2**30:.1f} GiB decoded, more than "

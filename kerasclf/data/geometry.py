@@ -14,6 +14,8 @@ size the resize needs, so a 4000x3000 photo for a 224x224 input decodes as 500x3
 than as 36 MB of pixels. Both paths choose the same ratio and the same geometry; the
 remaining differences are the resampling kernels' rounding (a few grey levels).
 """
+import numpy as np
+from PIL import Image
 
 POLICIES = ("crop", "pad", "stretch")
 _JPEG_RATIOS = (8, 4, 2, 1)
@@ -47,9 +49,6 @@ def fit_pil(image, size, policy="crop"):
     """An open PIL image -> uint8 (H, W, 3) numpy array at size=(height, width).
 
     Call on a freshly opened file: a JPEG is then decoded at reduced size (draft)."""
-    import numpy as np
-    from PIL import Image
-
     dst_h, dst_w = size
     src_w, src_h = image.size
     new_h, new_w, top, left = fit_geometry(src_h, src_w, dst_h, dst_w, policy)
@@ -70,8 +69,6 @@ def fit_pil(image, size, policy="crop"):
 
 def fit_array(array, size, policy="crop"):
     """The same for a uint8 (H, W, C) array already in memory (built-in data sets)."""
-    from PIL import Image
-
     channels = array.shape[-1]
     image = Image.fromarray(array.squeeze(-1) if channels == 1 else array)
     out = fit_pil(image, size, policy)
@@ -83,7 +80,7 @@ def fit_array(array, size, policy="crop"):
 
 def read_image_tf(path, size, policy="crop"):
     """TensorFlow ops: one image file -> uint8 (H, W, 3) at size=(height, width), as fit_pil."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     dst_h, dst_w = (int(s) for s in size)
     data = tf.io.read_file(path)
@@ -134,7 +131,7 @@ def read_image_tf(path, size, policy="crop"):
 
 def _fit_geometry_tf(src_h, src_w, dst_h, dst_w, policy):
     """fit_geometry in TensorFlow ops (float64 and round-half-even, as Python's round)."""
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     if policy == "stretch":
         return tf.constant(dst_h), tf.constant(dst_w), tf.constant(0), tf.constant(0)

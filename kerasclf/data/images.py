@@ -12,17 +12,17 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from PIL import Image
 
+from kerasclf.backend import have_tensorflow
 from kerasclf.console import display
+from kerasclf.data.geometry import fit_array, fit_pil, read_image_tf
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def decode(path, size=None, policy="crop"):
     """RGB uint8 array of one file, fitted to size=(height, width) by `policy` when given."""
-    from PIL import Image
-
-    from kerasclf.data.geometry import fit_pil
 
     with Image.open(path) as image:
         if size is None:
@@ -39,16 +39,12 @@ def _try_decode(path, size, policy="crop"):
 
 def image_size_of(path):
     """(height, width) from the file's header (nothing decoded)."""
-    from PIL import Image
-
     with Image.open(path) as image:
         return image.size[1], image.size[0]
 
 
 def decode_files(paths, size, policy="crop", workers=4):
     """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning."""
-    from kerasclf.backend import have_tensorflow
-
     if not have_tensorflow():
         array, kept, bad = _decode_files_pil(paths, size, policy, workers)
         _warn_skipped(bad)
@@ -68,9 +64,7 @@ def decode_files(paths, size, policy="crop", workers=4):
 
 def _decode_files_tf(paths, size, policy):
     """tf.data parallel decode; a file that fails is dropped (ignore_errors) and its index goes missing."""
-    import tensorflow as tf
-
-    from kerasclf.data.geometry import read_image_tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     # File names as bytes: a name that is not UTF-8 (a str with surrogates) cannot be a tf.string.
     names = [os.fsencode(p) for p in paths]
@@ -105,8 +99,6 @@ def _warn_skipped(bad):
 
 def resize_array(x, size, policy="crop"):
     """Fit a uint8 (N, H, W, C) array to `size` by `policy` (PIL bilinear); no-op when already that size."""
-    from kerasclf.data.geometry import fit_array
-
     if x.shape[1:3] == tuple(size):
         return x
     out = np.empty((len(x), *size, x.shape[-1]), np.uint8)

@@ -11,6 +11,7 @@ before Keras creates that epoch's iterator.
 import math
 import threading
 
+import keras
 import numpy as np
 
 
@@ -59,8 +60,6 @@ def buffered_order(n, buffer, rng):
 
 def epoch_batches(x, y, batch_size, order):
     """A keras.utils.PyDataset over in-memory arrays in `order` (the numpy and device-resident paths)."""
-    import keras
-
     class EpochBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()  # one worker, in the main thread: a batch is a single numpy gather

@@ -7,9 +7,15 @@ Without TensorFlow (JAX-only installs): numpy arrays straight to `fit`, which sh
 Splits kept on disk (data.stream) are streamed by kerasclf.data.stream instead.
 """
 
+import keras
 import numpy as np
 
-from kerasclf.backend import have_tensorflow
+from kerasclf import backend
+from kerasclf.data.files import is_streamed
+from kerasclf.data.order import epoch_batches
+from kerasclf.data.sampler import sampled_batches
+from kerasclf.data.stream import folder_dataset
+from kerasclf.errors import ConfigError
 
 
 def one_hot(y, num_classes):
@@ -28,24 +34,18 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
     a resumed run replays; without it, tf.data / Keras shuffle. `deterministic`: tf.data
     keeps batch order and runs stateful (random) maps one at a time.
     """
-    from kerasclf.data.files import is_streamed
-
     if is_streamed(split):
         return _streamed_inputs(split, batch_size, training, num_classes if one_hot_labels else None, seed, mixing,
                                 shuffle_buffer)
     y = one_hot(split.y, num_classes) if one_hot_labels else split.y
-    if training and sampler is not None and not have_tensorflow():
-        from kerasclf.data.sampler import sampled_batches
-
+    if training and sampler is not None and not backend.have_tensorflow():
         return {"x": sampled_batches(sampler, lambda index: (split.x[index], y[index])), "shuffle": False}
     if not training:
         sampler = None
-    if not have_tensorflow() or (not training and mixing is None):
+    if not backend.have_tensorflow() or (not training and mixing is None):
         if mixing:
             raise RuntimeError("MixUp/CutMix need TensorFlow's tf.data pipeline; install kerasclf[tf].")
         if training and order is not None:
-            from kerasclf.data.order import epoch_batches
-
             return {"x": epoch_batches(split.x, y, batch_size, order), "shuffle": False}
         inputs = {"x": split.x, "y": y, "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs
@@ -56,8 +56,6 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
 
 def predict_inputs(split, batch_size):
     """Keyword arguments for model.predict over a split, in order (in memory or streamed)."""
-    from kerasclf.data.files import is_streamed
-
     if is_streamed(split):
         return {"x": _streamed_inputs(split, batch_size, False, None, 0, None, None)["x"]}
     return {"x": split.x, "batch_size": batch_size}
@@ -65,20 +63,14 @@ def predict_inputs(split, batch_size):
 
 def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shuffle_buffer):
     """Files read and decoded by tf.data each epoch (no decoded cache: memory stays flat)."""
-    import tensorflow as tf
-
-    from kerasclf.data.stream import folder_dataset
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     ds = folder_dataset(
         split.x.paths, split.y, split.x.image_size, batch_size, training, seed=seed, cache=False,
         shuffle_buffer=shuffle_buffer, num_classes=num_classes,
     )
     if mixing is not None:
-        import keras
-
         if keras.backend.backend() != "tensorflow":
-            from kerasclf.errors import ConfigError
-
             raise ConfigError(
                 "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
                 "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
@@ -89,7 +81,7 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
 
 def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None, order=None,
                 deterministic=False):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     n = len(x)
     rows_of = None
@@ -110,8 +102,6 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
     # MixUp/CutMix are keras.ops code: in the graph map under the TensorFlow backend; under
     # another backend its ops cannot take tf.data's symbolic tensors, so they run eagerly
     # on each gathered numpy batch instead.
-    import keras
-
     eager_mixing = mixing if mixing is not None and keras.backend.backend() != "tensorflow" else None
 
     def gather(index):

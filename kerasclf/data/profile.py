@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from kerasclf.data.images import image_size_of
+
 CHUNK_BYTES = 16 * 2**20  # decoded images held at a time for the statistics
 MAX_EXAMPLES = 10  # duplicate pairs named per pair of splits
 
@@ -39,8 +41,6 @@ def image_sizes(split):
     decoded); for arrays, the array's size."""
     if split.paths is None:
         return Counter({tuple(int(s) for s in split.x.shape[1:3]): len(split)})
-    from kerasclf.data.images import image_size_of
-
     with ThreadPoolExecutor(8) as pool:
         return Counter(pool.map(image_size_of, split.paths, chunksize=256))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.data import FOLDER_PREFIX
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
 
@@ -26,8 +27,6 @@ SPLITS = ("train", "val", "test")
 
 def folder_root(source):
     """The absolute folder of a folder:/path source, else None."""
-    from kerasclf.data import FOLDER_PREFIX
-
     if not source.startswith(FOLDER_PREFIX):
         return None
     return os.path.abspath(os.path.expanduser(source[len(FOLDER_PREFIX):]))

@@ -18,6 +18,7 @@ device-resident index path (kerasclf.training.resident), through `SampledBatches
 import math
 import warnings
 
+import keras
 import numpy as np
 
 from kerasclf.errors import ConfigError
@@ -112,8 +113,6 @@ def warn_if_few_positives(labels, batch_size):
 
 def sampled_batches(sampler, batch_fn):
     """A keras.utils.PyDataset of `batch_fn(indices)` over `sampler`'s batches, redrawn every epoch."""
-    import keras
-
     class SampledBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()

@@ -14,7 +14,9 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import psutil
 
+from kerasclf.data.images import image_size_of
 from kerasclf.errors import DataError
 
 SAMPLE = 5000
@@ -23,8 +25,6 @@ log = logging.getLogger("kerasclf")
 
 
 def _header_size(path):
-    from kerasclf.data.images import image_size_of
-
     try:
         return image_size_of(path)
     except Exception:  # corrupt or not an image: the decode skips it later, with a warning
@@ -65,8 +65,6 @@ def derive_image_size(paths, where, seed=0):
 def check_fits_in_memory(num_images, image_size, what):
     """Refuse before decoding when the decoded images would take over half the available memory
     (the in-memory path holds them about twice while assembling the array)."""
-    import psutil
-
     height, width = image_size
     need = int(num_images) * int(height) * int(width) * 3
     available = psutil.virtual_memory().available

@@ -1,8 +1,13 @@
 """In-memory splits and the seeded, stratified ways of carving and subsetting them."""
 
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import train_test_split
+
+from kerasclf.errors import ConfigError, DataError, did_you_mean
 
 
 @dataclass
@@ -28,12 +33,7 @@ def stratified_split(split, fraction, seed, what="data.val_fraction", class_name
     warning names it; a carved part smaller than the number of classes is enlarged to one
     image per class, with a warning; too few images for that is a DataError naming `what`.
     """
-    import math
-    import warnings
 
-    from sklearn.model_selection import train_test_split
-
-    from kerasclf.errors import DataError
 
     n = len(split)
     n_carved = math.ceil(fraction * n)
@@ -79,8 +79,6 @@ def stratified_split(split, fraction, seed, what="data.val_fraction", class_name
 
 def select_classes(splits, class_names, wanted):
     """Keep a class subset and renumber labels 0..k-1. `wanted`: names or 'first:N'."""
-    from kerasclf.errors import ConfigError, did_you_mean
-
     if isinstance(wanted, str) and wanted.startswith("first:"):
         count = wanted.split(":", 1)[1].strip()
         if not count.isdigit() or not 1 <= int(count) <= len(class_names):

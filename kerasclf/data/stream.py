@@ -21,6 +21,9 @@ the file names are shuffled before decoding, which costs no memory.
 """
 
 import numpy as np
+import psutil
+
+from kerasclf.data.geometry import read_image_tf
 
 
 def decoded_bytes(num_images, image_size, channels=3):
@@ -31,16 +34,12 @@ def decoded_bytes(num_images, image_size, channels=3):
 
 def should_stream(num_images, image_size, memory_fraction=0.25):
     """True when the decoded images would take more than `memory_fraction` of available RAM."""
-    import psutil
-
     return decoded_bytes(num_images, image_size) > memory_fraction * psutil.virtual_memory().available
 
 
 def read_image(path, image_size, policy="crop"):
     """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size by the data.resize
     policy (graph-safe, for tf.data); the same geometry as the in-memory path (geometry.py)."""
-    from kerasclf.data.geometry import read_image_tf
-
     return read_image_tf(path, image_size, policy)
 
 
@@ -68,7 +67,7 @@ def folder_dataset(
     GIF's first frame). A file TensorFlow cannot decode raises an error when reached (the
     in-memory path skips it with a warning: check a doubtful folder with that first).
     """
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     paths = [str(p) for p in paths]
     labels = np.asarray(labels, dtype=np.int32)

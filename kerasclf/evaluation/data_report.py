@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.figures import _new_figure, _save
+from kerasclf.data import build_dataset
+from kerasclf.data.profile import profile
+from kerasclf.plotting import new_figure, save_figure
 
 SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
 MAX_GRID_CLASSES = 30  # rows of the sample grid; more classes: the first 30
@@ -20,8 +22,6 @@ MAX_LABELLED_BARS = 20  # above this many classes, bars carry no value labels
 
 def build_report_dataset(data_cfg, seed=0):
     """The data set with its files left on disk (statistics read them a chunk at a time)."""
-    from kerasclf.data import build_dataset
-
     return build_dataset(data_cfg, seed, keep_files=True)
 
 
@@ -29,7 +29,7 @@ def plot_class_counts(counts, class_names, path):
     """Grouped bars: images per class, one bar per split."""
     n = len(class_names)
     splits = list(counts)
-    fig = _new_figure(max(6.0, 0.45 * n * max(len(splits), 1) ** 0.5 + 2), 4.2)
+    fig = new_figure(max(6.0, 0.45 * n * max(len(splits), 1) ** 0.5 + 2), 4.2)
     ax = fig.add_subplot()
     width = 0.8 / max(len(splits), 1)
     positions = np.arange(n)
@@ -44,7 +44,7 @@ def plot_class_counts(counts, class_names, path):
     ax.set_title("Images per class and split")
     ax.margins(y=0.15)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, never on them
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_samples_per_class(split, class_names, path, per_class=8, seed=0):
@@ -55,7 +55,7 @@ def plot_samples_per_class(split, class_names, path, per_class=8, seed=0):
     for c in classes:
         index = np.flatnonzero(split.y == c)
         rows.append(np.sort(rng.choice(index, min(per_class, len(index)), replace=False)) if len(index) else [])
-    fig = _new_figure(1.1 * per_class + 1.6, 1.1 * len(classes) + 0.6, layout=None)
+    fig = new_figure(1.1 * per_class + 1.6, 1.1 * len(classes) + 0.6, layout=None)
     fig.subplots_adjust(left=1.5 / (1.1 * per_class + 1.6), right=0.99, bottom=0.01,
                         top=1 - 0.5 / (1.1 * len(classes) + 0.6), wspace=0.05, hspace=0.08)
     axes = fig.subplots(len(classes), per_class, squeeze=False)
@@ -74,7 +74,7 @@ def plot_samples_per_class(split, class_names, path, per_class=8, seed=0):
     if len(class_names) > MAX_GRID_CLASSES:
         title += f": first {MAX_GRID_CLASSES} of {len(class_names)} classes"
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_image_sizes(size_counts, path, from_headers):
@@ -84,7 +84,7 @@ def plot_image_sizes(size_counts, path, from_headers):
         for h, w, n in entries:
             heights += [h] * n
             widths += [w] * n
-    fig = _new_figure(8, 3.4)
+    fig = new_figure(8, 3.4)
     for k, (values, label) in enumerate(((heights, "height"), (widths, "width"))):
         ax = fig.add_subplot(1, 2, k + 1)
         low, high = min(values), max(values)
@@ -100,7 +100,7 @@ def plot_image_sizes(size_counts, path, from_headers):
         ax.set_title(f"{label}: {low} to {high}, median {np.median(values):g}", fontsize=10)
     source = "file headers" if from_headers else "the arrays"
     fig.suptitle(f"Image sizes as stored (from {source}; {len(set(zip(heights, widths)))} distinct)", fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _table(header, rows):
@@ -164,8 +164,6 @@ def _markdown(numbers, figures):
 
 def write_data_report(dataset, out_dir, samples_per_class=8, seed=0):
     """Figures, report.md and report.json for a built Dataset; returns {"report_path", "numbers"}."""
-    from kerasclf.data.profile import profile
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     numbers = profile(dataset)

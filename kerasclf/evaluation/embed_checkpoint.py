@@ -1,13 +1,16 @@
 """`kerasclf evaluate --embeddings`: a checkpoint's embeddings of a split -> the embedding report.
 
-The embedding is the input of the classification head (kerasclf.losses.composite.
-embedding_tensor). The evaluated split is embedded in full; the training split, which
-serves as kNN reference and gets its own t-SNE figures, is embedded on a seeded,
+The embedding is the input of the classification head (kerasclf.models.embedding_tensor).
+The evaluated split is embedded in full; the training split, which serves as kNN reference and gets its own t-SNE figures, is embedded on a seeded,
 stratified subsample of at most REFERENCE_POINTS images (it can be large, and every image
 is a forward pass).
 """
 
+from pathlib import Path
+
 from kerasclf.evaluation import retrieval
+from kerasclf.evaluation.embeddings import write_embedding_report
+from kerasclf.models import embedding_model
 
 REFERENCE_POINTS = 5000
 
@@ -18,10 +21,6 @@ def embed(extractor, images, batch_size=256):
 
 def add_embedding_report(model, dataset, split, out_dir, batch_size=256, tsne_points=2000, seed=0):
     """Write <out_dir>/embeddings/ and append its section to <out_dir>/report.md; returns the metrics."""
-    from pathlib import Path
-
-    from kerasclf.evaluation.embeddings import write_embedding_report
-    from kerasclf.losses.composite import embedding_model
 
     out_dir = Path(out_dir)
     extractor = embedding_model(model)  # one model: one compiled predict function for both splits

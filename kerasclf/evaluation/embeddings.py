@@ -15,10 +15,12 @@ import os
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from matplotlib import colormaps
+from PIL import Image
+from sklearn.manifold import TSNE
 
 from kerasclf.evaluation import retrieval
+from kerasclf.plotting import new_figure, save_figure
 
 MAX_LEGEND_CLASSES = 20
 SPRITE_MAX_SIDE = 8192  # TensorBoard's projector refuses larger sprite images
@@ -26,16 +28,12 @@ SPRITE_MAX_SIDE = 8192  # TensorBoard's projector refuses larger sprite images
 
 def tsne(embeddings, dims, seed=0):
     """scikit-learn t-SNE of L2-normalised embeddings into `dims` dimensions (PCA init, seeded)."""
-    from sklearn.manifold import TSNE
-
     x = retrieval.prepare(embeddings)
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
     return TSNE(n_components=dims, init="pca", random_state=seed, perplexity=perplexity).fit_transform(x)
 
 
 def _colours(n):
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if n <= 10 else "tab20" if n <= 20 else "gist_ncar"]
     return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
 
@@ -43,8 +41,7 @@ def _colours(n):
 def plot_tsne(points, labels, class_names, path, title):
     """Scatter of 2-D or 3-D t-SNE points coloured by class (legend up to 20 classes)."""
     dims = points.shape[1]
-    fig = Figure(figsize=(8, 7), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(8, 7)
     ax = fig.add_subplot(projection="3d" if dims == 3 else None)
     colours = _colours(len(class_names))
     for c, name in enumerate(class_names):
@@ -55,8 +52,7 @@ def plot_tsne(points, labels, class_names, path, title):
     if len(class_names) <= MAX_LEGEND_CLASSES:
         fig.legend(loc="outside right upper", markerscale=3, fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def write_projector(out_dir, embeddings, labels, class_names, images=None, thumb=32):
@@ -80,8 +76,6 @@ def write_projector(out_dir, embeddings, labels, class_names, images=None, thumb
 
 def _sprite(path, images, thumb):
     """One square grid image of thumbnails, row by row in point order; returns the thumbnail side."""
-    from PIL import Image
-
     n = len(images)
     side = math.ceil(math.sqrt(n))
     thumb = max(1, min(thumb, SPRITE_MAX_SIDE // side))

@@ -6,16 +6,31 @@ splits and prove that val/test were not trained on. Other data (`--data`) is sco
 by default and reported in eval/<data>-<split>/, never over the run's own eval/<split>/.
 """
 
+import json
+import re
+import warnings
 from pathlib import Path
+from typing import Optional, Union
 
+import numpy as np
+
+from kerasclf.backend import have_tensorflow
 from kerasclf.checkpoint import load_checkpoint
+from kerasclf.config import DataConfig, load_config
+from kerasclf.data import Dataset, build_dataset
+from kerasclf.data.pipeline import predict_inputs
+from kerasclf.data.provenance import FILENAME, concatenate, read_splits, recorded_split, same_data
 from kerasclf.errors import CheckpointError, DataError
+from kerasclf.evaluation.embed_checkpoint import add_embedding_report
+from kerasclf.evaluation.figures import confusion_matrix_image
+from kerasclf.evaluation.report import write_report
+from kerasclf.models.freeze import describe_trainable
+from kerasclf.runs.rundir import dataset_slug
+from kerasclf.runs.writable import check_writable, unwritable_reason
 
 
 def _run_config(checkpoint):
     """The resolved config of the run the checkpoint sits in, or None for a lone checkpoint."""
-    from kerasclf.config import load_config
-
     path = Path(checkpoint).parent / "config.yaml"
     return load_config(path) if path.is_file() else None
 
@@ -24,8 +39,6 @@ def _data_config(run_cfg, labels, data_spec, data_dir, everything):
     """The run's data config when there is one, pointed at `data_spec` if given.
 
     everything: no carving and no limit (`--split all`, and other data by default)."""
-    from kerasclf.config import DataConfig
-
     if run_cfg is not None:
         cfg = run_cfg.data
     else:  # a checkpoint on its own: its data, restricted to the classes it was trained on
@@ -49,9 +62,6 @@ def default_split(data_spec):
 
 def _out_dir(run_dir, split, data_spec, out_dir):
     """--out, else <run>/eval/<split> for the run's own data and <run>/eval/<data>-<split> for other data."""
-    import re
-
-    from kerasclf.runs.rundir import dataset_slug
 
     if out_dir:
         return Path(out_dir)
@@ -60,8 +70,11 @@ def _out_dir(run_dir, split, data_spec, out_dir):
     return run_dir / "eval" / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{dataset_slug(data_spec)}-{split}")
 
 
-def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_size=256, out_dir=None, dataset=None,
-                        embeddings=False, tsne_points=2000):
+def evaluate_checkpoint(
+    checkpoint: Union[str, Path], split: Optional[str] = None, data: Optional[str] = None,
+    data_dir: Optional[str] = None, batch_size: int = 256, out_dir: Union[str, Path, None] = None,
+    dataset: Optional[Dataset] = None, embeddings: bool = False, tsne_points: int = 2000,
+) -> dict:
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
     trained on (right after training), which saves decoding or reading the data again.
     `embeddings`: also the embedding report (retrieval metrics, t-SNE, projector files) in
@@ -70,9 +83,6 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
     split: train | val | test | all (every image); default: all for other data (`data`),
     test for the run's own. Evaluating the run's own val/test uses splits.json (see
     kerasclf.data.provenance) and refuses when the images could have been trained on."""
-    from kerasclf.evaluation.report import write_report
-    from kerasclf.runs.writable import check_writable
-
     split = split or default_split(data)
     run_dir = Path(checkpoint).parent
     model, labels = load_checkpoint(checkpoint)
@@ -93,8 +103,6 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
             f"{dataset.info.source!r} has classes {_short(dataset.info.class_names)}. Evaluate on data with the "
             "same class folders/names (in the same order), or train a model for this data."
         )
-    from kerasclf.data.pipeline import predict_inputs
-
     probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     history = run_dir / "history.csv"
     result = write_report(
@@ -106,24 +114,18 @@ def evaluate_checkpoint(checkpoint, split=None, data=None, data_dir=None, batch_
     )
     _log_confusion_to_tensorboard(run_dir, out.name, result)
     if embeddings:
-        from kerasclf.evaluation.embed_checkpoint import add_embedding_report
-
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
     return result
 
 
 def same_data_as_run(run_cfg, labels, data_spec):
-    from kerasclf.data.provenance import same_data
-
     source = run_cfg.data.source if run_cfg is not None else labels.source
     return same_data(source, data_spec)
 
 
 def _own_split(dataset, split):
     """`split` of an in-memory Dataset ("all": every image), or a DataError listing what there is."""
-    from kerasclf.data.provenance import concatenate
-
     if split == "all":
         return concatenate(dataset)
     chosen = dataset.split(split)
@@ -138,10 +140,6 @@ def _own_split(dataset, split):
 
 def _evaluation_split(checkpoint, run_cfg, labels, split, data, data_dir):
     """(dataset, split to score), refusing a val/test split that may hold training images."""
-    import warnings
-
-    from kerasclf.data import build_dataset
-    from kerasclf.data.provenance import FILENAME, read_splits, recorded_split
 
     if data is None and run_cfg is None and split in ("val", "test"):
         return _lone_checkpoint_split(checkpoint, labels, split, data_dir)
@@ -177,9 +175,6 @@ def _evaluation_split(checkpoint, run_cfg, labels, split, data, data_dir):
 def _lone_checkpoint_split(checkpoint, labels, split, data_dir):
     """Without its run directory, only a split the data set itself provides (a test/ folder,
     CIFAR's test set) is known not to have been trained on; a carved one is refused."""
-    from kerasclf.data import build_dataset
-    from kerasclf.data.provenance import FILENAME
-
     native = build_dataset(_data_config(None, labels, None, data_dir, everything=True), 0)
     chosen = native.split(split)
     if chosen is None or len(chosen) == 0:
@@ -194,9 +189,6 @@ def _lone_checkpoint_split(checkpoint, labels, split, data_dir):
 
 def _run_facts(model, run_dir):
     """Parameter counts and frozen layers of the checkpoint, plus the run's own metrics when beside it."""
-    import json
-
-    from kerasclf.models.freeze import describe_trainable
 
     facts = {"model": model.name, **describe_trainable(model)}
     metrics = run_dir / "metrics.json"
@@ -214,10 +206,6 @@ def _short(names, n=6):
 def _log_confusion_to_tensorboard(run_dir, split, result):
     """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only);
     skipped with a warning when the run directory cannot be written (the report is written)."""
-    import warnings
-
-    from kerasclf.backend import have_tensorflow
-    from kerasclf.runs.writable import unwritable_reason
 
     if not have_tensorflow():
         return
@@ -225,10 +213,7 @@ def _log_confusion_to_tensorboard(run_dir, split, result):
     if reason is not None:
         warnings.warn(f"The confusion matrix is not added to the run's TensorBoard: {reason}.", stacklevel=3)
         return
-    import numpy as np
-    import tensorflow as tf
-
-    from kerasclf.evaluation.figures import confusion_matrix_image
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     image = confusion_matrix_image(np.asarray(result["confusion"]), result["class_names"])
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "eval"))

@@ -1,50 +1,30 @@
-"""Evaluation figures: each function renders one PNG with the Agg canvas and returns its path.
+"""Evaluation figures: each function renders one PNG with the Agg canvas (kerasclf.plotting)
+and returns its path."""
 
-Figures are built from ``matplotlib.figure.Figure`` + ``FigureCanvasAgg`` rather than pyplot,
-so no global backend or pyplot figure state is touched (safe on headless machines and inside
-training processes).
-"""
-
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from kerasclf.evaluation.metrics import misclassified_indices
+from kerasclf.plotting import new_figure, read_history, save_figure
 
 MAX_ANNOTATED_CLASSES = 20  # above this, cell values are unreadable: colour only
 MAX_LEGEND_CLASSES = 20
 RIGHT, WRONG = "tab:green", "tab:red"
 
 
-def _new_figure(width, height, layout="constrained"):
-    fig = Figure(figsize=(width, height), layout=layout)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path, dpi=100):
-    from kerasclf.runs.atomic import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:  # the temporary name keeps the suffix savefig picks the format by
-        fig.savefig(tmp, dpi=dpi)
-    return str(path)
-
-
 def _message_figure(path, message, title=None):
     """A small figure that only says `message` (so a linked PNG always exists)."""
-    fig = _new_figure(5, 2.5)
+    fig = new_figure(5, 2.5)
     ax = fig.add_subplot()
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=13, transform=ax.transAxes)
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --- confusion matrix -------------------------------------------------------------------
@@ -57,8 +37,6 @@ def _normalize_rows(cm):
 
 
 def _draw_confusion(fig, cm, class_names, normalize, title=None):
-    from sklearn.metrics import ConfusionMatrixDisplay
-
     n = len(class_names)
     values = _normalize_rows(cm) if normalize else np.asarray(cm).astype(np.int64)
     side = fig.get_figheight()
@@ -94,15 +72,15 @@ def _confusion_size(n):
 def plot_confusion_matrix(cm, class_names, path, normalize=False, title=None):
     """Confusion matrix PNG: counts, or rows normalised to recall when `normalize`."""
     side = _confusion_size(len(class_names))
-    fig = _new_figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     _draw_confusion(fig, cm, class_names, normalize, title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion_matrix_image(cm, class_names):
     """The count confusion matrix rendered as a uint8 (H, W, 3) RGB array (e.g. TensorBoard)."""
     side = min(12.0, _confusion_size(len(class_names)))
-    fig = _new_figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     _draw_confusion(fig, cm, class_names, normalize=False)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
@@ -132,7 +110,7 @@ def _image_grid(images, titles, colors, path, suptitle):
     # fixed margins (room for the suptitle and two-line titles): constrained layout
     # costs seconds on a 6x6 grid
     # wide enough for the suptitle even when only a few images are shown
-    fig = _new_figure(max(1.7 * cols, 0.085 * len(suptitle), 4.0), height, layout=None)
+    fig = new_figure(max(1.7 * cols, 0.085 * len(suptitle), 4.0), height, layout=None)
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.95 / height,
                         wspace=0.1, hspace=0.45)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
@@ -144,7 +122,7 @@ def _image_grid(images, titles, colors, path, suptitle):
                   interpolation="nearest")
         ax.set_title(text, color=color, fontsize=7.5)
     fig.suptitle(suptitle, fontsize=11, y=1 - 0.12 / height, va="top")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _check_images(images, y_true, y_pred):
@@ -189,28 +167,8 @@ def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, m
 
 # --- training history -------------------------------------------------------------------
 
-def _read_history(path):
-    """CSVLogger file -> {column: float array}; 'NA'/blank cells become NaN."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    columns = {}
-    for key in rows[0]:
-        if key is None:
-            continue
-        values = []
-        for row in rows:
-            try:
-                values.append(float(row.get(key) or "nan"))
-            except ValueError:  # CSVLogger writes "NA" for metrics missing in an epoch
-                values.append(float("nan"))
-        columns[key.strip()] = np.asarray(values)
-    return columns
-
-
 def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
-    fig = _new_figure(6.5, 4.2)
+    fig = new_figure(6.5, 4.2)
     ax = fig.add_subplot()
     for label, key in series:
         y = columns[key]
@@ -225,12 +183,12 @@ def _curve_plot(columns, epochs, series, ylabel, path, log_y=False):
     ax.set_title(f"{ylabel} per epoch")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_history(history_csv_path, out_dir):
     """curves_loss.png / curves_accuracy.png / curves_lr.png from a Keras CSVLogger file."""
-    columns = _read_history(history_csv_path)
+    columns = read_history(history_csv_path)
     if not columns:
         return []
     length = len(next(iter(columns.values())))
@@ -267,7 +225,7 @@ def plot_roc(roc_dict, path):
     if not classes:
         return _message_figure(path, "ROC unavailable (fewer than two classes present)", "ROC")
     many = len(classes) > MAX_LEGEND_CLASSES
-    fig = _new_figure(7.5 if not many else 6.5, 6)
+    fig = new_figure(7.5 if not many else 6.5, 6)
     ax = fig.add_subplot()
     for name, curve in classes.items():
         ax.plot(curve["fpr"], curve["tpr"], linewidth=0.7 if many else 1.4,
@@ -288,4 +246,4 @@ def plot_roc(roc_dict, path):
         ax.legend(fontsize=7 if len(classes) > 10 else 9, loc="lower right")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

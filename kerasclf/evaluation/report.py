@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from kerasclf.runs.atomic import atomic_open, write_text
 from kerasclf.evaluation import figures
 from kerasclf.evaluation.metrics import (
     as_labels,
@@ -19,7 +18,9 @@ from kerasclf.evaluation.metrics import (
     roc_curves,
     to_jsonable,
 )
+from kerasclf.evaluation.resource_figures import plot_resources
 from kerasclf.evaluation.sections import ReportContext, per_class_table, render
+from kerasclf.runs.atomic import atomic_open, write_text
 
 
 def write_report(out_dir, y_true, y_prob, class_names, images=None, history_csv=None,
@@ -112,8 +113,6 @@ def _write_figures(out, summary, roc, class_names, y_true, y_pred, y_prob, image
                     "curves_lr": "learning rate"}
         for path in figures.plot_history(history_csv, out):
             pngs.append((f"Training curve: {captions.get(Path(path).stem, Path(path).stem)}", path))
-        from kerasclf.evaluation.resource_figures import plot_resources
-
         resources = plot_resources(history_csv, out / "resources.png")
         if resources:
             pngs.append(("System resources per epoch", resources))

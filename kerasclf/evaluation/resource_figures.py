@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.figures import _new_figure, _read_history, _save
+from kerasclf.plotting import new_figure, read_history, save_figure
 
 # history.csv columns written by training.callbacks.SystemMonitor
 PERCENT = {"sys_cpu_percent": "CPU (system-wide, all cores)"}
@@ -29,7 +29,7 @@ def _series(columns):
 
 def plot_resources(history_csv, path):
     """resources.png: utilisation (%) above, memory (GiB) below; None when history.csv has neither."""
-    columns = _read_history(history_csv)
+    columns = read_history(history_csv)
     if not columns:
         return None
     percent, memory = _series(columns)
@@ -38,7 +38,7 @@ def plot_resources(history_csv, path):
     length = len(next(iter(columns.values())))
     epochs = columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
     panels = [(p, ylabel) for p, ylabel in ((percent, "utilisation (%)"), (memory, "memory (GiB)")) if p]
-    fig = _new_figure(6.5, 3.0 * len(panels) + 0.4)
+    fig = new_figure(6.5, 3.0 * len(panels) + 0.4)
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]
     for ax, (series, ylabel) in zip(axes, panels):
         for label, key in series:
@@ -51,4 +51,4 @@ def plot_resources(history_csv, path):
     axes[-1].set_xlabel("epoch")
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set_title("System resources per epoch")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))

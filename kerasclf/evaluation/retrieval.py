@@ -19,6 +19,10 @@ classes; what center loss is meant to lower).
 """
 
 import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import normalized_mutual_info_score
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import KNeighborsClassifier
 
 CHUNK_ROWS = 1024  # query rows per distance block: bounds memory at CHUNK_ROWS * N floats
 
@@ -93,8 +97,6 @@ def retrieval_metrics(embeddings, labels, normalize=True):
 def knn_accuracy(reference, reference_labels, queries, query_labels, k=5, normalize=True):
     """Accuracy of scikit-learn's KNeighborsClassifier (k neighbours, Euclidean) fitted on
     the reference embeddings, on the queries."""
-    from sklearn.neighbors import KNeighborsClassifier
-
     ref = prepare(reference, normalize)
     k = min(int(k), len(ref))
     clf = KNeighborsClassifier(n_neighbors=k).fit(ref, np.asarray(reference_labels))
@@ -103,9 +105,6 @@ def knn_accuracy(reference, reference_labels, queries, query_labels, k=5, normal
 
 def kmeans_nmi(embeddings, labels, seed=0, normalize=True):
     """Normalised mutual information between the labels and k-means clusters (k = class count)."""
-    from sklearn.cluster import KMeans
-    from sklearn.metrics import normalized_mutual_info_score
-
     y = np.asarray(labels)
     k = len(np.unique(y))
     if k < 2:
@@ -120,8 +119,6 @@ def subsample(labels, max_points, seed=0):
     n = len(y)
     if max_points is None or n <= max_points:
         return np.arange(n)
-    from sklearn.model_selection import train_test_split
-
     counts = np.bincount(np.unique(y, return_inverse=True)[1])
     stratify = y if counts.min() >= 2 and max_points >= len(counts) else None
     keep, _ = train_test_split(np.arange(n), train_size=max_points, random_state=seed, stratify=stratify)

@@ -10,9 +10,8 @@ any order, so the coin is the same every epoch on every backend and device.
 The epoch comes from `set_epoch` (kerasclf.training.epoch_hooks.EpochHooks).
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from kerasclf.layers.sampling import static_hwc

@@ -27,6 +27,7 @@ import keras
 from keras import ops
 
 from kerasclf.errors import ConfigError
+from kerasclf.layers.alternating_flip import AlternatingFlip
 from kerasclf.layers.sampling import PAD_MODES, affine_resample, gather_pixels, pad_index, static_hwc
 
 # ---------------------------------------------------------------------------------------
@@ -366,8 +367,6 @@ def build_augmentation(cfg, image_size, seed=None):
     if flip_mode not in ("random", "alternate"):
         raise ConfigError(f"augment.flip_mode must be 'random' or 'alternate', got {flip_mode!r}.")
     if cfg.flip and flip_mode == "alternate":
-        from kerasclf.layers.alternating_flip import AlternatingFlip
-
         makers.append(("flip", lambda **kw: AlternatingFlip(**kw)))
     elif cfg.flip:
         makers.append(("flip", lambda **kw: RandomFlipXLA(**kw)))

@@ -9,6 +9,8 @@ at the XLA-safe layers of kerasclf.layers.augment.
 
 import warnings
 
+from kerasclf.keras_private import sublayers
+
 # Keras layers known to set supports_jit = False -> the kerasclf config key to use instead.
 _REPLACEMENTS = {
     "RandomTranslation": "augment.translate",
@@ -23,11 +25,7 @@ _REPLACEMENTS = {
 def _blocking_layers(model, prefix=""):
     """(path, layer) for each layer under `model` with supports_jit False, nested models too."""
     found = []
-    if hasattr(model, "_flatten_layers"):  # what keras's model_supports_jit walks
-        children = model._flatten_layers(include_self=False, recursive=False)
-    else:
-        children = getattr(model, "layers", [])
-    for layer in children:
+    for layer in sublayers(model, recursive=False):  # what keras's model_supports_jit walks
         path = f"{prefix}{layer.name}"
         if not getattr(layer, "supports_jit", True):
             found.append((path, layer))

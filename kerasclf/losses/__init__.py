@@ -8,13 +8,15 @@ probability vectors, needed by label smoothing and MixUp/CutMix). Registration m
   task:            the task it serves ("multiclass")
 """
 
-from kerasclf.config import label_format
+import keras
+
+from kerasclf.config import Config, label_format
 from kerasclf.registry import LOSSES
 
 register_loss = LOSSES.register
 
 
-def build_loss(cfg):
+def build_loss(cfg: Config) -> tuple[keras.losses.Loss, str]:
     """The configured loss object and the label format it expects."""
     labels = label_format(cfg)
     return LOSSES.get(cfg.loss.name).factory(cfg.loss, labels), labels

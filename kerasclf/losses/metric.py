@@ -163,10 +163,12 @@ def center_update(embeddings, labels, centers, alpha):
 class TripletLoss(keras.layers.Layer):
     """`layer(embeddings, labels)` -> the batch's triplet loss (a scalar); see the module doc.
 
-    `return_active_fraction=True` returns (loss, active_fraction).
+    `return_active_fraction=True` returns (loss, active_fraction); built with report_active=True
+    it returns (loss, {"triplet_active": active_fraction}), the auxiliary-loss protocol
+    (kerasclf.registry.AUX_LOSSES) for a loss with logs.
     """
 
-    def __init__(self, margin=0.2, mining="semi_hard", distance="euclidean", **kwargs):
+    def __init__(self, margin=0.2, mining="semi_hard", distance="euclidean", report_active=False, **kwargs):
         kwargs.setdefault("dtype", "float32")  # distances in float32 under mixed precision too
         super().__init__(**kwargs)
         _check_choice("mining", mining, MININGS)
@@ -174,17 +176,21 @@ class TripletLoss(keras.layers.Layer):
         if not margin >= 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
         self.margin, self.mining, self.distance = float(margin), mining, distance
+        self.report_active = bool(report_active)
         self.built = True  # no weights to create
 
-    def call(self, embeddings, labels, return_active_fraction=False):
+    def call(self, embeddings, labels, training=None, return_active_fraction=False):
         loss, active = triplet_loss(embeddings, labels, self.margin, self.mining, self.distance)
+        if self.report_active:
+            return loss, {"triplet_active": active}
         return (loss, active) if return_active_fraction else loss
 
     def compute_output_shape(self, embeddings_shape, labels_shape=None):
         return ()
 
     def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "mining": self.mining, "distance": self.distance}
+        return {**super().get_config(), "margin": self.margin, "mining": self.mining, "distance": self.distance,
+                "report_active": self.report_active}
 
 
 @keras.saving.register_keras_serializable(package="kerasclf")

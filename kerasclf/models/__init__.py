@@ -6,8 +6,18 @@ the model, so `best.keras` is self-contained.
 
 import inspect
 
-from kerasclf.errors import ConfigError
+import keras
+
+from kerasclf.config import Config
+from kerasclf.data.info import DatasetInfo
+from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.layers.augment import build_augmentation
+from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.models.heads import EMBEDDING
 from kerasclf.models.registry import MODELS, register_model  # noqa: F401
+from kerasclf.models.weights import load_full_weights
+from kerasclf.registry import HEADS
 
 
 def load_builtin_models():
@@ -24,20 +34,13 @@ def builder_kwargs(model_cfg):
     return entry, kwargs
 
 
-def build_model(cfg, info):
+def build_model(cfg: Config, info: DatasetInfo) -> keras.Model:
     """Build the full model for `info` (a kerasclf.data.DatasetInfo) from the config.
 
     uint8 images -> preprocessing -> augmentation -> [resize] -> builder -> `embedding`
     -> task head -> `probabilities` -> LabelInfo. A `.weights.h5` file in model.weights is
     loaded here; a `.keras` checkpoint is transferred by the caller (kerasclf.checkpoint).
     """
-    import keras
-
-    from kerasclf.layers.augment import build_augmentation
-    from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
-    from kerasclf.models.freeze import apply_trainable
-    from kerasclf.models.heads import EMBEDDING
-    from kerasclf.registry import HEADS
 
     entry, kwargs = builder_kwargs(cfg.model)
     meta = entry.meta
@@ -63,20 +66,32 @@ def build_model(cfg, info):
     )(outputs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
     if _is_weights_file(cfg.model.weights) and not meta.get("pretrained"):
-        from kerasclf.models.weights import load_full_weights
-
         load_full_weights(model, cfg.model.weights)
     apply_trainable(model, cfg.model.trainable)  # idempotent; callers may re-apply for the summary
     return model
 
 
-def embedding_model(model):
-    """images -> the model's `embedding` (the input of its task head): a feature extractor."""
-    import keras
+def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
+    """The symbolic embedding of a kerasclf classifier: the input of its classification head.
 
-    from kerasclf.models.heads import EMBEDDING
+    The `embedding` layer where the model has one (every model build_model makes); in older
+    checkpoints without it, the input of `head_dropout` or `head_dense`.
+    """
+    for name, take in ((EMBEDDING, "output"), ("head_dropout", "input"), ("head_dense", "input")):
+        try:
+            layer = model.get_layer(name)
+        except ValueError:
+            continue
+        return getattr(layer, take)
+    raise CheckpointError(
+        f"Model '{model.name}' has no layer named '{EMBEDDING}', 'head_dropout' or 'head_dense', so its "
+        "embedding (the input of the classification head) cannot be found. Train it with `kerasclf train`."
+    )
 
-    return keras.Model(model.inputs, model.get_layer(EMBEDDING).output, name=f"{model.name}_embedding")
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """images -> the model's embedding, sharing the classifier's layers (a feature extractor)."""
+    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 def is_checkpoint(weights):

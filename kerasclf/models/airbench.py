@@ -29,9 +29,8 @@ kerasclf.models.data_init.init_from_data(model, train_x) once after `build_model
 `model.weights` named a weights file (build_model loaded it, whitening kernel included).
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import layers, ops
 
 from kerasclf.models.registry import register_model

@@ -9,9 +9,8 @@ training run call `init_from_data(model, train_x)` once after `build_model`, unl
 sample of the training images and hands that layer its input.
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import layers
 
 

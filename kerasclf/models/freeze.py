@@ -42,8 +42,12 @@ attributes, saved in each layer's config, so they survive `model.save("x.keras")
 Apply a policy before `compile()`: Keras reads the flags when it builds the train step.
 """
 
+import keras
+
 from kerasclf.config import TRAINABLE_HELP, parse_trainable
 from kerasclf.errors import ConfigError, closest
+from kerasclf.keras_private import created_trainable_variables
+
 
 def apply_trainable(model, spec):
     """Set every layer's `trainable` flag for policy `spec`; return `describe_trainable`'s summary.
@@ -164,15 +168,7 @@ def trainable_capable_weights(layer):
     Keras keeps a variable in the layer's trainable store even while the layer is frozen
     (it only flips `variable.trainable`), so this is stable across freezing and reloading.
     """
-    seen, out, stack = set(), [], [layer]
-    while stack:
-        current = stack.pop()
-        for v in getattr(current, "_trainable_variables", []):
-            if id(v) not in seen:
-                seen.add(id(v))
-                out.append(v)
-        stack.extend(getattr(current, "_layers", []))
-    return out
+    return created_trainable_variables(layer)
 
 
 def _size(variable):
@@ -199,8 +195,6 @@ class _Graph:
     """The model's leaf layers in topological order, with their paths and containers."""
 
     def __init__(self, model):
-        import keras
-
         self._keras = keras
         self.model = model
         self.leaves = []  # (path, layer)

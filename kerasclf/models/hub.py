@@ -55,7 +55,7 @@ def resnet18(x, weights=None, pooling="avg"):
 def import_keras_hub(key):
     """The keras_hub module, or a ModelError saying how to install it (for model `key`)."""
     try:
-        import keras_hub
+        import keras_hub  # lazy: keras-hub is optional (hub extra)
     except ImportError:
         raise ModelError(
             f"Model '{key}' comes from KerasHub, which is not installed: pip install 'kerasclf[hub]' "
@@ -93,7 +93,7 @@ def from_preset(key, cls, preset, **kwargs):
 
 def _kaggle_cache_root():
     try:
-        from kagglehub.config import get_cache_folder
+        from kagglehub.config import get_cache_folder  # lazy: comes with keras-hub (hub extra)
 
         return get_cache_folder()
     except ImportError:
@@ -103,7 +103,7 @@ def _kaggle_cache_root():
 def _kaggle_cache_dirs(handle):
     """The kagglehub cache directories a download of `handle` would create, and which exist."""
     try:
-        from kagglehub.config import get_cache_folder
+        from kagglehub.config import get_cache_folder  # lazy: comes with keras-hub (hub extra)
     except ImportError:
         return []
     parts = str(handle).removeprefix("kaggle://").split("/")

@@ -41,11 +41,12 @@ def weights_source(weights):
 
 
 def existing_file(path, key, preset_dir=False):
-    """`path` resolved, or a ModelError; `preset_dir`: a KerasHub preset directory would do too."""
+    """`path` resolved, or a ModelError when it is a folder (kerasclf.config checked that it exists);
+    `preset_dir`: a KerasHub preset directory would do too."""
     resolved = Path(path).expanduser()
     if not resolved.is_file():
         raise ModelError(
-            f"model.weights points to {path!r}, which is not a file (model '{key}'). Pass 'imagenet' "
+            f"model.weights points to {path!r}, which is a folder, not a file (model '{key}'). Pass 'imagenet' "
             "(downloaded and cached), 'none' (random initialisation), or the path of an existing weights "
             "file" + (" or KerasHub preset directory." if preset_dir else ".")
         )

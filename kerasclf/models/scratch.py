@@ -13,7 +13,11 @@ from kerasclf.models.registry import register_model
 
 @register_model("mlp", description="3 dense layers (CIFAR-10 baseline, ref 51%)", preprocessing="standardize")
 def mlp(x, units=(512, 256), dropout=0.0):
-    x = layers.Flatten(name="flatten")(x)
+    return dense_stack(layers.Flatten(name="flatten")(x), units, dropout)
+
+
+def dense_stack(x, units, dropout=0.0):
+    """ReLU dense layers dense1, dense2, ... of `units`, each followed by Dropout when `dropout` > 0."""
     for i, n in enumerate(units, start=1):
         x = layers.Dense(n, activation="relu", name=f"dense{i}")(x)
         if dropout:

@@ -3,6 +3,7 @@
 from keras import layers
 
 from kerasclf.models.registry import register_model
+from kerasclf.models.scratch import dense_stack
 
 
 @register_model(
@@ -21,9 +22,4 @@ def catsdogs_cnn(x, filters=(32, 64, 128), batch_norm_convs=2, dense=(512, 128),
             x = layers.BatchNormalization(name=f"bn{i}")(x)
         x = layers.Activation("relu", name=f"relu{i}")(x)
         x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
-    for i, n in enumerate(dense, start=1):
-        x = layers.Dense(n, activation="relu", name=f"dense{i}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"dropout{i}")(x)
-    return x
+    return dense_stack(layers.Flatten(name="flatten")(x), dense, dropout)

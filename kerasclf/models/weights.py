@@ -10,12 +10,7 @@ from kerasclf.errors import ModelError, first_line
 
 
 def load_full_weights(model, path):
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelError(
-            f"model.weights points to {str(path)!r}, which does not exist. Pass an existing "
-            "'.weights.h5' or '.keras' file, 'imagenet' for a pretrained backbone, or 'none'."
-        )
+    path = Path(path).expanduser()  # exists: kerasclf.config checked model.weights
     try:
         model.load_weights(str(path))
     except Exception as exc:  # Keras raises ValueError/KeyError/OSError with deep detail

@@ -6,9 +6,8 @@ both signs). `PatchWhitening` is the conv that carries it: kernel frozen, bias t
 from training images by kerasclf.models.data_init.init_from_data once the model is built.
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import layers, ops
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import keras
 
+from kerasclf.keras_private import set_tensorboard_train_step, tensorboard_train_step, tensorboard_writers
 from kerasclf.runs.atomic import atomic_path, write_text
 
 
@@ -76,7 +77,7 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._global_train_batch = self.start_batch
+        set_tensorboard_train_step(self, self.start_batch)
 
     # Keras leaves the last batch's `record_if(step % update_freq == 0)` in force when the epoch
     # ends, which silently drops the epoch summaries (and the validation ones) of every epoch
@@ -84,7 +85,7 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         with self.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
-        for writer in self._writers.values():
+        for writer in tensorboard_writers(self):
             writer.flush()
 
     def on_test_end(self, logs=None):
@@ -94,4 +95,4 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
     @property
     def batches_done(self):
         """Batch-level steps written so far (the next fit's start_batch)."""
-        return self._global_train_batch
+        return tensorboard_train_step(self)

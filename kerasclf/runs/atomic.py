@@ -45,7 +45,10 @@ def atomic_path(path):
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{stem}-", suffix=dot + suffix, dir=path.parent)
     except OSError as exc:
-        raise _storage_error(exc, path) or exc
+        error = _storage_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
     os.close(fd)
     tmp = Path(tmp)
     try:

@@ -9,6 +9,7 @@ change.
 """
 
 import contextlib
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ import keras
 
 from kerasclf.config import dump_config, from_dict, load_config, to_dict
 from kerasclf.errors import CheckpointError, ConfigError, RunInterrupted, StorageError
+from kerasclf.runs.artefacts import ContinuingTensorBoard, HistoryCSV
+from kerasclf.runs.atomic import remove_stale_temps
+from kerasclf.runs.resume import ResumableEarlyStopping, ResumeCheckpoint, load_state, state_path
+from kerasclf.runs.rundir import lock_run_dir, make_run_dir
+from kerasclf.runs.stops import SIGNAL_NAMES, StopOnNonFinite, StopOnSignal, StopRequest, graceful_signals
 
 # --set keys a resume may change: they do not change what is trained.
 HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir")
@@ -67,9 +73,6 @@ class Resume:
 
 def open_resume(run_dir, overrides=(), data_dir=None):
     """Check and lock a run directory for `--resume`; refuses overrides that change the experiment."""
-    from kerasclf.runs.resume import load_state
-    from kerasclf.runs.rundir import lock_run_dir
-
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -116,8 +119,6 @@ def open_resume(run_dir, overrides=(), data_dir=None):
 
 
 def _stopped(metrics_path):
-    import json
-
     try:
         return json.loads(Path(metrics_path).read_text()).get("stopped") is not None
     except ValueError:
@@ -152,11 +153,6 @@ def trim_event_files(run_dir, valid):
 
 class RunKeeper:
     def __init__(self, cfg, model, feeder, resume=None):
-        from kerasclf.runs.atomic import remove_stale_temps
-        from kerasclf.runs.artefacts import HistoryCSV
-        from kerasclf.runs.rundir import lock_run_dir, make_run_dir
-        from kerasclf.runs.stops import StopRequest
-
         self.cfg, self.model, self.feeder = cfg, model, feeder
         if resume is None:
             self.run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
@@ -186,23 +182,16 @@ class RunKeeper:
 
     # --- what the callbacks need
     def tensorboard(self, log_dir, **kwargs):
-        from kerasclf.runs.artefacts import ContinuingTensorBoard
-
         self._tensorboard = ContinuingTensorBoard(log_dir, start_batch=self.tensorboard_batches, **kwargs)
         return self._tensorboard
 
     def early_stopping(self, phase_start, **kwargs):
-        from kerasclf.runs.resume import ResumableEarlyStopping
-
         earlier = [row[kwargs["monitor"]] for row in self.history.rows
                    if row["epoch"] >= phase_start and kwargs["monitor"] in row]
         return ResumableEarlyStopping(earlier, **kwargs)
 
     def guard(self, callbacks, phase, phase_end, steps_per_epoch):
         """`callbacks` framed by the stops and the state save (order matters, see stops.py)."""
-        from kerasclf.runs.resume import ResumeCheckpoint, state_path
-        from kerasclf.runs.stops import StopOnNonFinite, StopOnSignal
-
         return [
             StopOnNonFinite(steps_per_epoch),
             _EpochTracker(self),
@@ -244,8 +233,6 @@ class RunKeeper:
     # --- stopping
     @contextlib.contextmanager
     def stopping(self):
-        from kerasclf.runs.stops import graceful_signals
-
         with graceful_signals(self.request):
             try:
                 yield
@@ -261,11 +248,9 @@ class RunKeeper:
         """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
         so nothing of the stopped epoch is appended after a resume has trimmed them."""
         if self._tensorboard is not None:
-            self._tensorboard._close_writers()
+            self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
 
     def _interrupted(self, signum):
-        from kerasclf.runs.stops import SIGNAL_NAMES
-
         return RunInterrupted(
             f"Training stopped by {SIGNAL_NAMES.get(signum, signum)} in epoch {self._epoch + 1}; "
             f"{self.next_epoch} finished epoch(s) are saved in {self.run_dir} (the stopped epoch will run "

@@ -22,12 +22,11 @@ import json
 import random
 from pathlib import Path
 
+import keras
 import numpy as np
 
-import keras
-
-from kerasclf.runs.atomic import atomic_open
 from kerasclf.errors import CheckpointError
+from kerasclf.runs.atomic import atomic_open
 
 STATE_FILE = Path("resume") / "state.npz"
 FORMAT = 1

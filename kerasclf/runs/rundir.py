@@ -6,6 +6,8 @@ import re
 import time
 from pathlib import Path
 
+from kerasclf.errors import ConfigError
+
 
 def dataset_slug(source):
     if source.startswith("folder:"):
@@ -37,10 +39,8 @@ def lock_run_dir(path):
     """Hold an exclusive lock on <run>/.lock while this process lives (the OS drops it on exit,
     kill -9 included), so that no two processes ever train into one run directory.
     Returns the open lock file (keep a reference), or None where fcntl does not exist (Windows)."""
-    from kerasclf.errors import ConfigError
-
     try:
-        import fcntl
+        import fcntl  # lazy: POSIX only
     except ImportError:
         return None
     lock = open(Path(path) / ".lock", "a+")

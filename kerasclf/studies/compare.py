@@ -14,7 +14,9 @@ import os
 import warnings
 from pathlib import Path
 
-from kerasclf.studies.runs import find_runs, load_run, run_labels
+from kerasclf.studies.compare_figures import plot_overlaid_curves
+from kerasclf.studies.hparams import write_hparams
+from kerasclf.studies.runs import find_runs, flatten, load_run, run_labels
 
 # Keys that differ between runs without being a difference in the experiment.
 IGNORED_KEYS = {"train.log_dir", "train.run_name", "data.data_dir", "train.verbose"}
@@ -32,18 +34,6 @@ FIXED_COLUMNS = (
     ("wall_seconds", "wall s"),
     ("seconds_per_epoch", "s / epoch"),
 )
-
-
-def flatten(config, prefix=""):
-    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; lists stay values."""
-    out = {}
-    for key, value in (config or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def varying_keys(configs):
@@ -106,12 +96,8 @@ def write_comparison(run_dirs, out_dir, curves=True, hparams=True):
     paths = {"csv": _write_csv(out / "comparison.csv", keys, rows)}
     pngs = []
     if curves:
-        from kerasclf.studies.compare_figures import plot_overlaid_curves
-
         pngs = plot_overlaid_curves(runs, run_labels([r.path for r in runs]), out)
     if hparams:
-        from kerasclf.studies.hparams import write_hparams
-
         paths["hparams"] = write_hparams(runs, run_labels([r.path for r in runs]), keys, out / "hparams")
     paths["markdown"] = _write_markdown(out / "comparison.md", keys, by, rows, pngs, out)
     paths["figures"] = pngs

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.evaluation.figures import _new_figure, _read_history, _save
+from kerasclf.plotting import new_figure, read_history, save_figure
 
 
 def _epochs(columns):
@@ -15,8 +16,6 @@ def _epochs(columns):
 
 
 def _colours(n):
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -24,7 +23,7 @@ def _colours(n):
 def plot_overlaid_curves(runs, labels, out_dir):
     """compare_accuracy.png (validation accuracy, or train accuracy for runs without validation)
     and compare_loss.png (validation solid, train dashed); returns the paths written."""
-    histories = [(label, _read_history(r.history_csv)) for r, label in zip(runs, labels) if r.history_csv]
+    histories = [(label, read_history(r.history_csv)) for r, label in zip(runs, labels) if r.history_csv]
     histories = [(label, cols) for label, cols in histories if cols]
     if not histories:
         return []
@@ -35,7 +34,7 @@ def plot_overlaid_curves(runs, labels, out_dir):
         ("accuracy", "validation accuracy", (("val_accuracy", "-"),)),
         ("loss", "loss (validation solid, train dashed)", (("val_loss", "-"), ("loss", "--"))),
     ):
-        fig = _new_figure(7.5, 4.6)
+        fig = new_figure(7.5, 4.6)
         ax = fig.add_subplot()
         drawn = False
         for (label, cols), colour in zip(histories, colours):
@@ -57,5 +56,5 @@ def plot_overlaid_curves(runs, labels, out_dir):
         ax.set_title(f"{ylabel} per epoch, {len(histories)} runs")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8 if len(histories) <= 10 else 6, ncol=1 if len(histories) <= 10 else 2)
-        paths.append(_save(fig, out_dir / f"compare_{name}.png"))
+        paths.append(save_figure(fig, out_dir / f"compare_{name}.png"))
     return paths

@@ -14,6 +14,8 @@ import socket
 import time
 from pathlib import Path
 
+from kerasclf.studies.runs import flatten
+
 METRICS = (
     ("best_val_accuracy", "best validation accuracy"),
     ("test_accuracy", "test accuracy"),
@@ -30,7 +32,7 @@ def available():
 def _write(logdir, summaries, step=0):
     """Summary protos -> one event file in logdir, through TensorBoard's record writer on a plain
     file (its EventFileWriter opens files through tf.io.gfile, which imports TensorFlow)."""
-    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.event_pb2 import Event  # lazy: TensorBoard comes with the tf extra
     from tensorboard.summary.writer.record_writer import RecordWriter
 
     logdir = Path(logdir)
@@ -53,8 +55,6 @@ def _scalar(value):
 
 def hparam_values(runs, keys):
     """[{key: value}] per run: the varying config keys plus the model name."""
-    from kerasclf.studies.compare import flatten
-
     out = []
     for run in runs:
         flat = flatten(run.config)
@@ -74,7 +74,7 @@ def write_hparams(runs, labels, keys, out_dir):
     """Write the summary into out_dir (replacing an earlier one); returns out_dir, or None without TensorBoard."""
     if not available():
         return None
-    from tensorboard.plugins.hparams import summary_v2 as hp
+    from tensorboard.plugins.hparams import summary_v2 as hp  # lazy: TensorBoard comes with the tf extra
     from tensorboard.plugins.scalar.summary_v2 import scalar_pb
 
     out = Path(out_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from kerasclf.config import parse_yaml
 from kerasclf.errors import ConfigError
 
 RUN_MARKERS = ("metrics.json", "config.yaml", "error.txt")  # any one: a run (finished, unfinished or failed)
@@ -71,8 +72,8 @@ def load_run(path, name=None):
     config = {}
     if (path / "config.yaml").is_file():
         try:
-            config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        except yaml.YAMLError:
+            config = parse_yaml((path / "config.yaml").read_text(encoding="utf-8")) or {}
+        except (UnicodeDecodeError, yaml.YAMLError):
             config = {}
     error = ""
     if (path / ERROR_FILE).is_file():
@@ -122,3 +123,15 @@ def run_labels(paths):
     """Unique, short labels: the directory name, with its parent when names repeat."""
     names = [p.name for p in paths]
     return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+
+
+def flatten(config, prefix=""):
+    """{'optim': {'lr': 0.1}} -> {'optim.lr': 0.1}; lists stay values."""
+    out = {}
+    for key, value in (config or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import yaml
 
-from kerasclf.config import apply_overrides, from_dict, to_dict
+import kerasclf
+from kerasclf.config import apply_overrides, from_dict, parse_yaml, read_config_file, read_yaml_mapping, to_dict
 from kerasclf.errors import ConfigError, did_you_mean
-from kerasclf.studies.runs import ERROR_FILE, read_metrics, run_state
+from kerasclf.studies.compare import IGNORED_KEYS, write_comparison
+from kerasclf.studies.runs import ERROR_FILE, flatten, read_metrics, run_state
 
 RESERVED_KEYS = ("train.log_dir", "train.run_name")  # the sweep sets these for every run
 STUDY_FILE_KEYS = ("name", "config", "base", "set", "grid", "runs")
@@ -107,9 +109,16 @@ def parse_grid(texts):
 
 def _yaml_text(value):
     """A YAML value as --set text that parses back to the same value."""
-    if isinstance(value, str) and yaml.safe_load(value) == value and "," not in value:
+    if isinstance(value, str) and _parses_to_itself(value) and "," not in value:
         return value
     return json.dumps(value)
+
+
+def _parses_to_itself(text):
+    try:
+        return parse_yaml(text) == text
+    except yaml.YAMLError:
+        return False
 
 
 def _slug(text):
@@ -138,15 +147,7 @@ def point_names(keys, combos):
 
 
 def load_study_file(path):
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Study file {str(path)!r} does not exist. Study files live in configs/studies/<name>.yaml.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Study file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Study file {str(path)!r} must hold a mapping with keys {', '.join(STUDY_FILE_KEYS)}.")
+    raw = read_yaml_mapping(path, "Study file", "configs/studies/<name>.yaml")
     for key in raw:
         if key not in STUDY_FILE_KEYS:
             raise ConfigError(
@@ -169,19 +170,6 @@ def _deep_merge(base, extra):
     return out
 
 
-def _read_config(path):
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist. Configs live in configs/<dataset>/<name>.yaml.")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of sections.")
-    return raw
-
-
 def plan_sweep(config=None, grid=(), sets=(), name=None, study=None, data_dir=None):
     """Check everything that can be checked before a run starts; return the Plan.
 
@@ -190,7 +178,7 @@ def plan_sweep(config=None, grid=(), sets=(), name=None, study=None, data_dir=No
     """
     spec = load_study_file(study) if study else {}
     config = config or spec.get("config")
-    raw = _read_config(config) if config else {}
+    raw = read_config_file(config) if config else {}
     raw = _deep_merge(raw, spec.get("base"))
     common = [str(s) for s in spec.get("set") or []] + list(sets)
     raw = apply_overrides(raw, common)
@@ -266,11 +254,9 @@ def _placement(plan, point):
 
 
 def _config_differences(run_dir, expected):
-    from kerasclf.studies.compare import IGNORED_KEYS, flatten
-
     try:
-        written = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return ["config.yaml unreadable"]
     a, b = flatten(written), flatten(expected)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} planned" for k in sorted(set(a) | set(b))
@@ -304,8 +290,6 @@ def train_command(plan, point):
 
 
 def _child_env():
-    import kerasclf
-
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # the child imports the same kerasclf as this process (a checkout, not another install)
@@ -429,8 +413,6 @@ def run_sweep(plan, parallel=1, echo=print, argv=None, compare=True):
         raise
     final = states(plan)
     if compare:
-        from kerasclf.studies.compare import write_comparison
-
         paths = write_comparison([plan.study_dir / p.name for p in plan.points], plan.study_dir)
         echo(f"Comparison: {paths['markdown']}")
     return final

@@ -5,6 +5,19 @@ What `--dry-run` prints and what `train` starts from; nothing here trains.
 
 from dataclasses import dataclass
 
+import keras
+
+from kerasclf.checkpoint import transfer_from_checkpoint
+from kerasclf.config import Config
+from kerasclf.console import import_tensorflow_quietly
+from kerasclf.data import build_dataset
+from kerasclf.models import build_model, is_checkpoint
+from kerasclf.models.data_init import init_from_data
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.registry import MODELS
+from kerasclf.runs.writable import check_writable
+from kerasclf.training.determinism import enable_determinism
+
 
 @dataclass
 class Prepared:
@@ -15,25 +28,15 @@ class Prepared:
 
 
 def setup_backend(cfg):
-    import keras
-
     if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
-        from kerasclf.training.determinism import enable_determinism
-
         enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
     if cfg.train.mixed_precision:
         keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
 
 
-def prepare(cfg):
+def prepare(cfg: Config) -> Prepared:
     """Build data and model (no training)."""
-    from kerasclf.console import import_tensorflow_quietly
-    from kerasclf.data import build_dataset
-    from kerasclf.models import build_model, is_checkpoint
-    from kerasclf.models.freeze import apply_trainable
-
-    from kerasclf.runs.writable import check_writable
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
@@ -41,8 +44,6 @@ def prepare(cfg):
     data = build_dataset(cfg.data, cfg.seed)
     model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
-        from kerasclf.checkpoint import transfer_from_checkpoint
-
         transfer_from_checkpoint(model, cfg.model.weights)
     _init_from_data(cfg, model, data)
     trainable = apply_trainable(model, cfg.model.trainable)
@@ -67,9 +68,5 @@ def _init_from_data(cfg, model, data):
 
     Skipped when weights come from a file: the saved, data-derived values are already loaded.
     """
-    from kerasclf.registry import MODELS
-
     if MODELS.get(cfg.model.name).meta.get("needs_data") and cfg.model.weights is None:
-        from kerasclf.models.data_init import init_from_data
-
         init_from_data(model, data.train.x, seed=cfg.seed)

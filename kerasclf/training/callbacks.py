@@ -7,12 +7,14 @@ values; order in the callback list matters.
 import time
 
 import keras
+import psutil
+
+from kerasclf.training.optimizers import current_lr
+from kerasclf.training.resources import EpochSampler, GpuMonitor
 
 
 class LearningRateLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
-        from kerasclf.training.optimizers import current_lr
-
         if logs is not None:
             logs["learning_rate"] = current_lr(self.model.optimizer)
 
@@ -27,22 +29,16 @@ class SystemMonitor(keras.callbacks.Callback):
         self._gpu = self._sampler = None
 
     def on_train_begin(self, logs=None):
-        from kerasclf.training.resources import EpochSampler, GpuMonitor
-
         self._gpu = GpuMonitor.open()
         self._sampler = EpochSampler(self._gpu, self.gpu_interval) if self._gpu else None
 
     def on_epoch_begin(self, epoch, logs=None):
-        import psutil
-
         psutil.cpu_percent(None)  # starts the interval that on_epoch_end reads
         self._start = time.perf_counter()
         if self._sampler:
             self._sampler.start()
 
     def on_epoch_end(self, epoch, logs=None):
-        import psutil
-
         gpu = self._sampler.stop() if self._sampler else None
         if self._sampler and gpu is None:  # NVML failed: no more GPU readings this run
             self.on_train_end()
@@ -68,14 +64,14 @@ def _accelerator_memory_gb():
     backend = keras.backend.backend()
     try:
         if backend == "jax":
-            import jax
+            import jax  # lazy: JAX is optional
 
             device = jax.devices()[0]
             if device.platform == "cpu":
                 return None
             return device.memory_stats()["bytes_in_use"] / 2**30
         if backend == "tensorflow":
-            import tensorflow as tf
+            import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
             if not tf.config.list_logical_devices("GPU"):
                 return None

@@ -16,33 +16,26 @@ What varies between two runs with the same seed, and what turns it off:
 import os
 import warnings
 
+import keras
+
+from kerasclf.backend import have_tensorflow
+from kerasclf.keras_private import jax_gpu_started
+
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"
 
 
 def enable_determinism():
     """Call before the backend computes anything (run.setup_backend does, before seeding)."""
-    import keras
-
     flags = os.environ.get("XLA_FLAGS", "")
     if XLA_FLAG not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} {XLA_FLAG}".strip()
-        if keras.backend.backend() == "jax" and _jax_gpu_already_started():
+        if keras.backend.backend() == "jax" and jax_gpu_started():
             warnings.warn(
                 "train.deterministic: JAX had already started on the GPU, so XLA will not see "
-                f"{XLA_FLAG}; set XLA_FLAGS={XLA_FLAG} in the environment for deterministic GPU runs."
+                f"{XLA_FLAG}; set XLA_FLAGS={XLA_FLAG} in the environment for deterministic GPU runs.",
+                stacklevel=2,
             )
-    from kerasclf.data.pipeline import have_tensorflow
-
     if keras.backend.backend() == "tensorflow" and have_tensorflow():
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
         tf.config.experimental.enable_op_determinism()
-
-
-def _jax_gpu_already_started():
-    try:  # a private attribute: if it moves, assume not started (no warning)
-        from jax._src import xla_bridge
-
-        return any(name in ("cuda", "rocm", "gpu") for name in xla_bridge._backends)
-    except Exception:
-        return False

@@ -9,10 +9,12 @@ run time.
 
 import keras
 
+from kerasclf.keras_private import sublayers
+
 
 def epoch_layers(model):
     """Every layer under `model` (nested models and wrappers included) with a `set_epoch` method."""
-    return [layer for layer in model._flatten_layers(include_self=False) if callable(getattr(layer, "set_epoch", None))]
+    return [layer for layer in sublayers(model) if callable(getattr(layer, "set_epoch", None))]
 
 
 class EpochHooks(keras.callbacks.Callback):

@@ -6,10 +6,14 @@ wraps the model so it takes indices (see resident.py).
 
 import keras
 
+from kerasclf.backend import have_tensorflow
 from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
+from kerasclf.data.sampler import build_sampler
 from kerasclf.errors import ConfigError
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
+from kerasclf.training.callbacks import EpochClock
+from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, table_bytes
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30
@@ -28,8 +32,6 @@ class _EpochOrdered:
 
     def callbacks(self):
         """Callbacks the feeding needs in `fit`: EpochClock tells the orders which epoch runs."""
-        from kerasclf.training.callbacks import EpochClock
-
         return [EpochClock(self.orders)]
 
     def seed_generators(self):
@@ -66,8 +68,6 @@ class ResidentFeeder(_EpochOrdered):
     resident = True
 
     def __init__(self, data, batch_size, one_hot_labels, seed=0, sampler=None):
-        from kerasclf.training.resident import InnerModelCheckpoint, ResidentData
-
         n = data.info.num_classes
         self.checkpoint = InnerModelCheckpoint
         self.batch_size = batch_size
@@ -86,10 +86,6 @@ class ResidentFeeder(_EpochOrdered):
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
-    from kerasclf.backend import have_tensorflow
-    from kerasclf.data.sampler import build_sampler
-    from kerasclf.training.resident import table_bytes
-
     setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
     if setting is True and data.streamed:
         raise ConfigError(

@@ -16,24 +16,23 @@ import csv
 import importlib.util
 from pathlib import Path
 
-import numpy as np
-
 import keras
+import numpy as np
 
 from kerasclf.errors import ConfigError
 from kerasclf.models.freeze import weight_layers
-
+from kerasclf.plotting import new_figure, save_figure
 
 # --- gradients: the one backend-specific step -------------------------------------------
 
 def _jax_gradient(loss):
-    import jax
+    import jax  # lazy: JAX is optional
 
     return jax.jit(jax.grad(loss))  # compiled once per probe model: eager JAX compiles op by op
 
 
 def _tensorflow_gradient(loss):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     def gradient(values, non_trainable, x, y):
         values = [tf.convert_to_tensor(v) for v in values]
@@ -117,10 +116,8 @@ def probe_batch(split, size, seed):
 # --- the chart ----------------------------------------------------------------------------
 
 def plot_gradient_flow(stats, path, title):
-    from kerasclf.evaluation.figures import _new_figure, _save
-
     n = len(stats)
-    fig = _new_figure(max(6.0, 0.32 * n + 2.5), 4.8)
+    fig = new_figure(max(6.0, 0.32 * n + 2.5), 4.8)
     ax = fig.add_subplot()
     pos = np.arange(n)
     tiny = 1e-30  # a zero gradient has no place on a log axis: drawn at the floor
@@ -138,7 +135,7 @@ def plot_gradient_flow(stats, path, title):
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3, which="both")
     ax.legend(loc="upper left", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --- the callback -------------------------------------------------------------------------
@@ -188,7 +185,7 @@ class GradientFlow(keras.callbacks.Callback):
     def _tensorboard(self, epoch, stats):
         if self.tensorboard_dir is None or not _tensorboard_available():
             return
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))

@@ -6,6 +6,7 @@ A factory is `fn(optim_cfg, learning_rate) -> keras.optimizers.Optimizer`, where
 
 import keras
 
+from kerasclf.config import OptimConfig
 from kerasclf.registry import OPTIMIZERS
 from kerasclf.training.lookahead import LOOKAHEAD  # also registers the Lookahead classes for loading
 from kerasclf.training.schedules import build_schedule
@@ -41,7 +42,7 @@ def adamw(optim, learning_rate):
     )
 
 
-def build_optimizer(optim, steps_per_epoch, epochs):
+def build_optimizer(optim: OptimConfig, steps_per_epoch: int, epochs: float) -> keras.optimizers.Optimizer:
     learning_rate = build_schedule(optim, steps_per_epoch, epochs)
     optimizer = OPTIMIZERS.get(optim.name).factory(optim, learning_rate)
     if optim.lookahead_every:

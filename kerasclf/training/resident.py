@@ -9,11 +9,12 @@ Train, validation and test images share one table (concatenated) so Keras's vali
 and evaluation loops use the same index model; checkpoints save the inner model only.
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
+from kerasclf.data.order import epoch_batches
+from kerasclf.data.sampler import sampled_batches
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
 
 
@@ -56,14 +57,10 @@ class ResidentData:
         `order` (training): a data.order.EpochOrder whose per-epoch order a resumed run replays."""
         start, n = self.offsets[split]
         if training and sampler is not None:
-            from kerasclf.data.sampler import sampled_batches
-
             labels = self.labels[split]
             return {"x": sampled_batches(sampler, lambda i: ((start + i).astype(np.int32), labels[i])), "shuffle": False}
         index = np.arange(start, start + n, dtype=np.int32)
         if training and order is not None:
-            from kerasclf.data.order import epoch_batches
-
             return {"x": epoch_batches(index, self.labels[split], batch_size, order), "shuffle": False}
         inputs = {"x": index, "y": self.labels[split], "batch_size": batch_size}
         return {**inputs, "shuffle": True} if training else inputs  # evaluate() takes no shuffle

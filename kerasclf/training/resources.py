@@ -23,7 +23,7 @@ class GpuMonitor:
     @classmethod
     def open(cls):
         try:
-            import pynvml
+            import pynvml  # lazy: nvidia-ml-py is optional (gpu extra)
         except ImportError:
             return None
         try:
@@ -106,6 +106,6 @@ class EpochSampler:
         if self.failed is None:
             self._read()
         if self.failed is not None:
-            warnings.warn(f"Reading the GPU through NVML failed ({self.failed}); GPU figures stop here.")
+            warnings.warn(f"Reading the GPU through NVML failed ({self.failed}); GPU figures stop here.", stacklevel=2)
             return None
         return summarize(self.samples)

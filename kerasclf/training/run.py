@@ -9,26 +9,43 @@ state and clean stops are training/keeper.py.
 
 import math
 import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional, Union
 
-from kerasclf.config import label_format
+from kerasclf.backend import have_tensorboard
+from kerasclf.checkpoint import load_checkpoint
+from kerasclf.config import Config, label_format
+from kerasclf.data.pipeline import predict_inputs
+from kerasclf.data.provenance import write_splits
+from kerasclf.errors import KerasclfError, RunInterrupted, RunStopped
+from kerasclf.evaluation.evaluate import evaluate_checkpoint
+from kerasclf.layers.jit import warn_if_not_jit
+from kerasclf.layers.mixing import batch_mixer
+from kerasclf.losses import build_loss
+from kerasclf.models.freeze import apply_trainable
+from kerasclf.runs.atomic import write_json
+from kerasclf.runs.keeper import Resume, RunKeeper
+from kerasclf.runs.rundir import unlock_run_dir
+from kerasclf.training import aux as aux_loss
 from kerasclf.training.assemble import prepare
+from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
+from kerasclf.training.epoch_hooks import EpochHooks
+from kerasclf.training.feeding import choose_feeder
+from kerasclf.training.gradient_flow import gradient_flow_callbacks
+from kerasclf.training.optimizers import build_optimizer
+from kerasclf.training.progress import fit_verbosity
 
 
 def _mixing_fn(cfg):
     if not (cfg.augment.mixup or cfg.augment.cutmix):
         return None
-    from kerasclf.layers.mixing import batch_mixer
-
     return batch_mixer(cfg.augment.mixup, cfg.augment.cutmix, seed=cfg.seed)
 
 
 def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     """Compile with the configured loss (kerasclf.losses) and optimizer (kerasclf.training.optimizers);
     `optim`/`epochs` override for a fine-tuning phase."""
-    from kerasclf.layers.jit import warn_if_not_jit
-    from kerasclf.losses import build_loss
-    from kerasclf.training.optimizers import build_optimizer
-
     optimizer = build_optimizer(optim or cfg.optim, steps_per_epoch, epochs or cfg.train.epochs)
     loss, _ = build_loss(cfg)
     model.compile(
@@ -51,10 +68,6 @@ def _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_st
     the best of the epochs already in the history (an earlier phase or session). `keeper`
     (training/keeper.py) gives the history writer, TensorBoard and early stopping that
     continue across phases and resumed sessions. keep_best=False: no best.keras (_keeps_best)."""
-    from kerasclf.backend import have_tensorboard
-    from kerasclf.training.callbacks import LearningRateLogger, SystemMonitor, TestAccuracy
-    from kerasclf.training.epoch_hooks import EpochHooks
-
     run_dir = keeper.run_dir
     callbacks = [EpochHooks(), LearningRateLogger(), SystemMonitor()]
     if test_inputs is not None:
@@ -82,15 +95,13 @@ def _best_so_far(rows, monitor, mode):
 def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
     """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
     (training/stops.py); what the finished epochs saved stays."""
-    from kerasclf.training.progress import fit_verbosity
-
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
     fit_model.fit(
         initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
     )
 
 
-def train(cfg, verbose=None, resume=None):
+def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[Resume] = None) -> tuple[Path, dict]:
     """Train per `cfg`; returns (run_dir, metrics).
 
     With train.finetune_epochs > 0, a second phase follows: the model is re-frozen to
@@ -101,10 +112,6 @@ def train(cfg, verbose=None, resume=None):
     """
     keeper = None
     prepared = prepare(cfg)  # first: it checks log_dir and imports TensorFlow quietly
-    from kerasclf.training.feeding import choose_feeder
-    from kerasclf.runs.keeper import RunKeeper
-    from kerasclf.runs.rundir import unlock_run_dir
-
     try:
         feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
         keeper = RunKeeper(cfg, prepared.model, feeder, resume)
@@ -114,11 +121,6 @@ def train(cfg, verbose=None, resume=None):
 
 
 def _train(cfg, prepared, feeder, keeper, verbose):
-    from kerasclf.data.provenance import write_splits
-    from kerasclf.errors import RunStopped
-    from kerasclf.losses import composite as aux_loss
-    from kerasclf.training.gradient_flow import gradient_flow_callbacks
-
     data, model = prepared.data, prepared.model
     run_dir = keeper.run_dir
     write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
@@ -159,10 +161,6 @@ def _train(cfg, prepared, feeder, keeper, verbose):
             if keeper.next_epoch < first:
                 run_phase(1, 0, first)
             if cfg.train.finetune_epochs and log().get(monitor) and keeper.next_epoch < total:
-                from dataclasses import replace
-
-                from kerasclf.models.freeze import apply_trainable
-
                 prepared.summary["finetune"] = apply_trainable(model, cfg.train.finetune_trainable)
                 optim = replace(cfg.optim, lr=cfg.optim.lr * cfg.train.finetune_lr_factor, warmup_epochs=0.0)
                 run_phase(2, first, total, optim=optim, epochs=cfg.train.finetune_epochs)
@@ -206,8 +204,6 @@ def _history_log(rows):
 
 def _metrics(summary, keeper, log, monitor, feeder, stop=None):
     """metrics.json: `stopped` names why a run ended early (null when it finished)."""
-    from kerasclf.errors import RunInterrupted
-
     metrics = _run_metrics(summary, log, monitor, keeper.wall_seconds(), stop is not None)
     metrics["data_on_device"] = feeder.resident
     metrics["stopped"] = None if stop is None else (
@@ -221,13 +217,10 @@ def _metrics(summary, keeper, log, monitor, feeder, stop=None):
 def _evaluate_after(checkpoint, data, split, embeddings=False):
     """Reports for the run's checkpoint on the data already in memory; a failure keeps the run.
     `embeddings`: add the embedding report (runs trained with an auxiliary metric loss)."""
-    from kerasclf.errors import KerasclfError
-    from kerasclf.evaluation.evaluate import evaluate_checkpoint
-
     try:
         return evaluate_checkpoint(checkpoint, split=split, dataset=data, embeddings=embeddings)["report_path"]
     except KerasclfError as exc:
-        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}")
+        warnings.warn(f"Evaluation after training failed (the run is kept): {exc}", stacklevel=2)
         return None
 
 
@@ -249,15 +242,10 @@ def _run_metrics(summary, log, monitor, wall, interrupted):
 
 
 def _test_accuracy(checkpoint, split, batch_size):
-    from kerasclf.checkpoint import load_checkpoint
-    from kerasclf.data.pipeline import predict_inputs
-
     model, _ = load_checkpoint(checkpoint)
     probs = model.predict(**predict_inputs(split, batch_size), verbose=0)
     return float((probs.argmax(-1) == split.y).mean())
 
 
 def _write_json(path, obj):
-    from kerasclf.runs.atomic import write_json
-
     write_json(path, obj, default=float)

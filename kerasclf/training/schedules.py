@@ -7,10 +7,12 @@ load with safe_mode=True.
 """
 
 from dataclasses import dataclass
+from typing import Union
 
 import keras
 from keras import ops
 
+from kerasclf.config import OptimConfig
 from kerasclf.registry import SCHEDULES
 
 register_schedule = SCHEDULES.register
@@ -25,9 +27,12 @@ class Steps:
 
 @keras.saving.register_keras_serializable(package="kerasclf")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up from peak*start_fraction to peak, then constant or a linear/cosine decay."""
+    """Linear warm-up from peak*start_fraction to peak, then constant (decay="none") or a linear
+    decay to peak*end_fraction (decay="linear"). Cosine decay is Keras's own CosineDecay."""
 
     def __init__(self, peak, total_steps, warmup_steps=0, decay="none", start_fraction=0.0, end_fraction=0.0):
+        if decay not in ("none", "linear"):
+            raise ValueError(f"WarmupSchedule decay must be 'none' or 'linear', got {decay!r}")
         self.peak = float(peak)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
@@ -41,12 +46,7 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         up = self.start_fraction + (1.0 - self.start_fraction) * ops.minimum(step / warm, 1.0)
         rest = max(self.total_steps - self.warmup_steps, 1)
         t = ops.clip((step - self.warmup_steps) / rest, 0.0, 1.0)
-        if self.decay == "linear":
-            down = 1.0 - (1.0 - self.end_fraction) * t
-        elif self.decay == "cosine":
-            down = self.end_fraction + (1.0 - self.end_fraction) * 0.5 * (1.0 + ops.cos(3.141592653589793 * t))
-        else:
-            down = ops.ones_like(t)
+        down = 1.0 - (1.0 - self.end_fraction) * t if self.decay == "linear" else ops.ones_like(t)
         factor = ops.where(step < self.warmup_steps, up, down)
         return self.peak * factor
 
@@ -97,7 +97,9 @@ def onecycle(optim, steps):
     )
 
 
-def build_schedule(optim, steps_per_epoch, epochs):
+def build_schedule(
+    optim: OptimConfig, steps_per_epoch: int, epochs: float
+) -> Union[float, keras.optimizers.schedules.LearningRateSchedule]:
     """A float or a LearningRateSchedule for `optim.schedule`."""
     steps = Steps(
         per_epoch=steps_per_epoch,

@@ -23,9 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from kerasclf.backend import have_tensorflow
 from kerasclf.data.cache import fetch, readable_download
-from kerasclf.data.files import FileImages
+from kerasclf.data.files import FileImages, _readable_index_tf
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
@@ -60,8 +62,6 @@ def _extract(archive, root):
 
 def _problem(path):
     """Why a file cannot be used ("empty", "not a JPEG ...", "corrupt: ..."), or None."""
-    from PIL import Image
-
     try:
         with open(path, "rb") as f:
             head = f.read(16)
@@ -79,14 +79,10 @@ def _problem(path):
 
 def _check(paths, image_size):
     """{path: reason} for every file that is empty, not a JPEG, or does not decode (PIL, then TensorFlow)."""
-    from kerasclf.data.pipeline import have_tensorflow
-
     with ThreadPoolExecutor(4) as pool:
         reasons = dict(zip(paths, pool.map(_problem, paths, chunksize=64)))
     bad = {p: r for p, r in reasons.items() if r}
     if have_tensorflow():  # the streamed path decodes with TensorFlow: what it rejects is corrupt too
-        from kerasclf.data.files import _readable_index_tf
-
         good = [p for p in paths if p not in bad]
         kept = set(_readable_index_tf(good, image_size))
         bad.update({p: "corrupt: TensorFlow cannot decode it" for i, p in enumerate(good) if i not in kept})

@@ -1,16 +1,15 @@
 """scikit-learn's 8x8 digits, upscaled to 32x32 RGB: the offline demo data set."""
 
 import numpy as np
+from sklearn.datasets import load_digits
 
+from kerasclf.data.images import resize_array
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split, stratified_split
 
 
 @register_dataset("digits", description="scikit-learn 8x8 digits upscaled to 32x32x3, 10 classes, offline (1437/360)")
 def digits(cfg, cache_dir):
-    from sklearn.datasets import load_digits
-
-    from kerasclf.data.images import resize_array
 
     bunch = load_digits()
     x = (bunch.images * (255.0 / 16.0)).round().astype(np.uint8)[..., None]

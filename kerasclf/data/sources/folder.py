@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kerasclf.console import display
 from kerasclf.data.files import FileImages, choose_stream
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
 from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
-from kerasclf.console import display
 
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
@@ -92,7 +92,7 @@ def _drop_classes(splits, class_dirs, present, layout):
     dropped = [class_dirs[c] for c in range(len(class_dirs)) if c not in present]
     if not dropped:
         return splits, [display(n) for n in class_dirs]
-    for split, (paths, labels) in splits.items():
+    for split, (_paths, labels) in splits.items():
         orphans = sorted({class_dirs[c] for c in set(labels.tolist()) if c not in present})
         if orphans and split != "train":
             raise DataError(

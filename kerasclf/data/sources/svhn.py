@@ -12,6 +12,7 @@ Format (*_32x32.mat): X is uint8 (32, 32, 3, N); y is (N, 1) with labels 1..10, 
 from pathlib import Path
 
 import numpy as np
+from scipy.io import loadmat
 
 from kerasclf.data.cache import fetch
 from kerasclf.data.registry import RawDataset, register_dataset
@@ -30,8 +31,6 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 def read_mat(path):
     """Split of (N, 32, 32, 3) uint8 images and 0..9 digit labels from an SVHN .mat file."""
-    from scipy.io import loadmat
-
     mat = loadmat(path, variable_names=["X", "y"])
     x, y = mat["X"], mat["y"].reshape(-1).astype(np.int64)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
@@ -56,11 +55,12 @@ def _read(name, cache_dir):
 @register_dataset(
     "svhn",
     description="SVHN cropped digits, 73k/26k 32x32, classes 0-9 (downloads 250 MB once; data.svhn_extra adds 531k)",
+    options={"svhn_extra": (False, 'add the 531,131 "extra" images to train (downloads 1.3 GB)')},
 )
 def load_svhn(cfg, cache_dir):
     cache_dir = Path(cache_dir) / "svhn"
     train, test = _read("train", cache_dir), _read("test", cache_dir)
-    if getattr(cfg, "svhn_extra", False):
+    if cfg.options.get("svhn_extra", False):
         extra = _read("extra", cache_dir)
         train = Split(np.concatenate([train.x, extra.x]), np.concatenate([train.y, extra.y]))
     return RawDataset({"train": train, "test": test}, CLASS_NAMES)

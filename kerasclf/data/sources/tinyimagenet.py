@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from kerasclf.data.cache import fetch
+from kerasclf.data.images import decode_files
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split, select_classes
 from kerasclf.errors import DataError
@@ -89,8 +90,6 @@ def class_names_for(wnids, words_path):
 
 def read_tiny_imagenet(root, classes=None, image_size=None):
     """RawDataset of the extracted folder at `root`, decoding only `classes` (data.classes)."""
-    from kerasclf.data.images import decode_files
-
     root = Path(root)
     wnids = [line.strip() for line in _read_lines(root / "wnids.txt")]
     names = class_names_for(wnids, root / "words.txt")

@@ -12,7 +12,7 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from kerasclf.registry import Entry
+from kerasclf.registry import MODELS, Entry
 
 
 class _NotLiteral(Exception):
@@ -20,10 +20,19 @@ class _NotLiteral(Exception):
 
 
 def _module_source(module):
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    """The source of a module, found without importing its parent packages (find_spec would run
+    kerasclf.models's __init__, which imports Keras)."""
+    top, *rest = module.split(".")
+    spec = importlib.util.find_spec(top)
+    if spec is not None and not rest and spec.origin and spec.origin.endswith(".py"):
+        return Path(spec.origin).read_text(encoding="utf-8")
+    if spec is None or not spec.submodule_search_locations:
         raise _NotLiteral(module)
-    return Path(spec.origin).read_text(encoding="utf-8")
+    base = Path(next(iter(spec.submodule_search_locations))).joinpath(*rest)
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise _NotLiteral(module)
 
 
 def _literal(node):
@@ -68,8 +77,6 @@ def catalogue(modules=None, decorators=("register_model",), load=None):
     `modules` (default: the built-in model modules) without importing them; `load()` (default:
     the model registry's entries) is the fallback when a decorator is not literal."""
     if modules is None:
-        from kerasclf.registry import MODELS
-
         modules, decorators, load = MODELS.builtin_modules, ("register_model", "MODELS.register"), MODELS.entries
     try:
         entries = [e for module in modules for e in _entries_in(module, set(decorators))]
