@@ -6,6 +6,10 @@ import json
 
 import pytest
 
+from kerasclf.plotting import read_history
+from kerasclf.runs.artefacts import history_text
+from kerasclf.studies.compare_figures import _epochs
+
 TINY = ["data.source=synthetic", "train.epochs=2", "train.verbose=0", "train.evaluate_after=false"]
 
 
@@ -181,10 +185,6 @@ def test_compare_real_runs_of_different_models(cli, tmp_path):
 def test_overlaid_curves_number_epochs_as_history_csv_does(tmp_path):
     """history.csv counts epochs from 1 (like the console and best_epoch): the figure's x values
     must be those numbers, not shifted by one more."""
-    from kerasclf.evaluation.figures import _read_history
-    from kerasclf.runs.artefacts import history_text
-    from kerasclf.studies.compare_figures import _epochs
-
     path = tmp_path / "history.csv"
     path.write_text(history_text([{"epoch": e, "val_accuracy": 0.5} for e in range(3)]))
-    assert list(_epochs(_read_history(path))) == [1, 2, 3]
+    assert list(_epochs(read_history(path))) == [1, 2, 3]
