@@ -112,3 +112,12 @@ $(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml
 $(eval $(call study,catsdogs-effnet-transfer,configs/studies/catsdogs_effnet_transfer.yaml))
 $(eval $(call study,flowers-mobilenet-grid,configs/studies/flowers_mobilenet_grid.yaml))
 $(eval $(call study,cifar-effnet-transfer,configs/studies/cifar_effnet_transfer.yaml))
+
+# Pascal VOC 2012 (downloads 2 GB once; see docs/voc.md): multi-label classification and segmentation
+$(eval $(call experiment,voc-resnet50,configs/voc/resnet50.yaml))
+$(eval $(call experiment,voc-resnet50-aug,configs/voc/resnet50_aug.yaml))
+$(eval $(call experiment,voc-seg-resnet50,configs/voc/seg_resnet50.yaml))
+$(eval $(call experiment,voc-seg-resnet50-aug,configs/voc/seg_resnet50_aug.yaml))
+# Learning checks without downloads: generated shapes (segmentation), CIFAR JPEG mosaics (multi-label)
+$(eval $(call experiment,shapes-seg,configs/generated/shapes_seg.yaml))
+$(eval $(call experiment,mosaic-cifar,configs/generated/mosaic_cifar.yaml))

@@ -26,6 +26,7 @@ _LAYER_MODULES = (
     "kerasclf.layers.preprocessing",
     "kerasclf.layers.augment",
     "kerasclf.layers.alternating_flip",
+    "kerasclf.layers.joint",
     "kerasclf.losses.metric",
     "kerasclf.losses.composite",  # KeepCenters: the centres saved with a center-loss run (loaded by name)
 )

@@ -4,11 +4,12 @@ import json
 import os
 import re
 import sys
+from pathlib import Path
 
 import click
 
 from kerasclf import __version__
-from kerasclf.errors import KerasclfError, RunStopped
+from kerasclf.errors import ConfigError, KerasclfError, RunStopped
 
 
 def _quiet_tensorflow():
@@ -16,7 +17,7 @@ def _quiet_tensorflow():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-# Exit codes (README "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
+# Exit codes (docs/resume.md, "Exit codes"): 0 done, 1 a bug (traceback), 2 bad input or environment
 # (config, data, checkpoint, full disk), 3 non-finite loss, 130 Ctrl-C, 143 SIGTERM.
 def _run(fn, *args, **kwargs):
     """Call fn; a KerasclfError becomes a one-paragraph message and exit code 2; a run that
@@ -38,9 +39,10 @@ def _run(fn, *args, **kwargs):
 @click.version_option(__version__, prog_name="kerasclf")
 def main():
     """One-command image-classification and transfer-learning experiments (Keras 3)."""
-    from kerasclf.console import show_notes, show_warnings_plainly
+    from kerasclf.console import quiet_tensorflow_retracing, show_notes, show_warnings_plainly
 
     _quiet_tensorflow()
+    quiet_tensorflow_retracing()
     show_warnings_plainly()
     show_notes()
 
@@ -58,25 +60,30 @@ def train(config_path, overrides, data_dir, dry_run, resume_dir):
 
 
 def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
+    from pathlib import Path
+
     from kerasclf.config import load_config
-    from kerasclf.console import import_tensorflow_quietly
+    from kerasclf.console import Stage, import_tensorflow_quietly
     from kerasclf.errors import ConfigError
 
-    import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
-
     resume = None
+    if resume_dir and config_path:
+        raise ConfigError(
+            "--resume takes the config from the run directory's config.yaml; drop --config "
+            "(to train a changed config, start a new run with --config)."
+        )
+    # The config is checked before TensorFlow is imported (15-60 s): a config error comes in about a second.
+    if not resume_dir:
+        cfg = load_config(config_path, overrides)
+    elif (Path(resume_dir) / "config.yaml").is_file():
+        load_config(Path(resume_dir) / "config.yaml", overrides)  # open_resume checks it again, with the run
+    with Stage("starting TensorFlow"):
+        import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
     if resume_dir:
-        if config_path:
-            raise ConfigError(
-                "--resume takes the config from the run directory's config.yaml; drop --config "
-                "(to train a changed config, start a new run with --config)."
-            )
         from kerasclf.runs.keeper import open_resume
 
         resume = open_resume(resume_dir, overrides, data_dir)
         cfg = resume.cfg
-    else:
-        cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
     from kerasclf.training.assemble import prepare
@@ -86,7 +93,9 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
         click.echo(json.dumps(prepare(cfg).summary, indent=2))
         return
     run_dir, metrics = run_training(cfg, resume=resume)  # also writes eval/<split>/ when train.evaluate_after
-    click.echo(json.dumps({k: metrics[k] for k in ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")}))
+    shown = ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")
+    headline = [k for k in metrics if k.startswith(("test_", "val_")) and k not in shown]  # mAP, mean IoU: other tasks
+    click.echo(json.dumps({k: metrics[k] for k in (*shown, *headline)}))
     click.echo(f"Run directory: {run_dir}")
     if metrics.get("report_path"):
         click.echo(f"Report: {metrics['report_path']}")
@@ -115,7 +124,15 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embedd
         evaluate_checkpoint, checkpoint, split=split, data=data_spec, data_dir=data_dir,
         batch_size=batch_size, out_dir=out_dir, embeddings=embeddings, tsne_points=tsne_points,
     )
-    click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
+    if result.get("task") == "segmentation":
+        click.echo(f"{result['split']} mean IoU: {result['mean_iou']:.4f}, pixel accuracy {result['pixel_accuracy']:.4f} "
+                   f"on {result['size']} images")
+    elif result.get("task") == "multilabel":
+        shown = "n/a" if result["mAP"] is None else f"{result['mAP']:.4f}"
+        click.echo(f"{result['split']} mAP: {shown}, macro F1 {result['f1_macro']:.4f} at threshold "
+                   f"{result['threshold']:g} on {result['size']} images")
+    else:
+        click.echo(f"{result['split']} accuracy: {result['accuracy']:.4f} on {result['size']} images")
     if embeddings:
         e = result["embeddings"]
         click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
@@ -143,6 +160,39 @@ def _lister(command, registry_name, help_text, footer=None, order=None):
 
 _lister("datasets", "DATASETS", "List the registered data sets.", footer=lambda w: (
     f"{'folder:<path>':<{w}}your own images: <path>/<class>/*.jpg|png|bmp|gif (or <path>/train|val|test/<class>/)"))
+@main.command("lr-find")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Experiment YAML (configs/<dataset>/<name>.yaml).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (repeatable).")
+@click.option("--data-dir", default=None, help="Download cache for data sets.")
+@click.option("--start", default=1e-7, show_default=True, type=float, help="Learning rate of the first batch.")
+@click.option("--end", default=10.0, show_default=True, type=float, help="Learning rate of the last batch.")
+@click.option("--steps", default=100, show_default=True, type=click.IntRange(min=10), help="Batches from --start to --end.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False), help="Default: <train.log_dir>/lr-find-<name>/.")
+def lr_find(config_path, overrides, data_dir, start, end, steps, out_dir):
+    """Learning-rate range test: loss against an exponentially growing rate, plot + suggested optim.lr."""
+    _run(_lr_find, config_path, overrides, data_dir, start, end, steps, out_dir)
+
+
+def _lr_find(config_path, overrides, data_dir, start, end, steps, out_dir):
+    from kerasclf.config import load_config
+    from kerasclf.console import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    cfg = load_config(config_path, list(overrides))
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    from kerasclf.training.lr_find import lr_find as run_range_test
+
+    result = run_range_test(cfg, start=start, end=end, steps=steps, out_dir=out_dir)
+    s = result["suggestion"]
+    if s["steepest"] is None:
+        click.echo("Too few batches to suggest a rate: raise --steps or use more data.")
+    else:
+        click.echo(f"Suggested optim.lr: {s['steepest']:.2g} (steepest descent); minimum / 10: {s['min_over_10']:.2g}; "
+                   f"loss lowest at {s['minimum']:.2g}")
+    click.echo(f"Plot: {Path(result['out_dir']) / 'lr_find.png'}")
+
+
 @main.command()
 def models():
     """List the registered models."""
@@ -218,18 +268,31 @@ def _data_report(data_spec, out_dir, data_dir, overrides, seed, samples_per_clas
 @click.option("--parallel", default=1, show_default=True, type=int, help="Runs at the same time (each its own process).")
 @click.option("--data-dir", default=None, help="Download cache for data sets.")
 @click.option("--dry-run", is_flag=True, help="List the runs, their overrides and which are finished; run nothing.")
-def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+@click.option("--seeds", default=None, metavar="S1,S2", help="Repeat every point with each seed (a grid on `seed`); compare shows mean ± std.")
+@click.option("--launcher", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+              help="local: run here; slurm: write a Slurm job array (one run per task) and submit it with sbatch.")
+@click.option("--slurm", "slurm_options", multiple=True, metavar="KEY=VALUE",
+              help="An sbatch option for every task, e.g. --slurm partition=gpu --slurm gres=gpu:1 (repeatable).")
+def sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds, launcher, slurm_options):
     """Run every point of a grid into logs/<study>/<run>/, then compare them.
 
     Re-running the same command skips finished runs and re-does the others.
     """
-    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run)
+    _run(_sweep, config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds, launcher,
+         slurm_options)
 
 
-def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run):
+def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, dry_run, seeds=None, launcher="local",
+           slurm_options=()):
     from kerasclf.studies.sweep import plan_sweep, run_sweep, states
 
+    if slurm_options and launcher != "slurm":
+        raise ConfigError("--slurm options are for --launcher slurm; add --launcher slurm or drop them.")
+    if seeds:
+        grid = [*grid, f"seed={seeds}"]  # a grid key given twice is refused with a clear message
     plan = plan_sweep(config_path, grid, overrides, name=name, study=study_path, data_dir=data_dir)
+    if launcher == "slurm" and not dry_run:
+        return _submit_slurm(plan, slurm_options)
     if dry_run:
         current = states(plan)
         click.echo(f"Study {plan.study_dir}: {len(plan.points)} runs")
@@ -243,6 +306,34 @@ def _sweep(config_path, study_path, grid, overrides, name, parallel, data_dir, d
     failed = [n for n, s in final.items() if s != "finished"]
     if failed:
         click.echo(f"{len(failed)} of {len(final)} runs did not finish: {', '.join(failed)}", err=True)
+        sys.exit(1)
+
+
+def _submit_slurm(plan, slurm_options):
+    from kerasclf.studies.slurm import how_to_submit, parse_slurm_options, submit, write_slurm_array
+
+    script, todo = write_slurm_array(plan, parse_slurm_options(slurm_options), argv=["kerasclf", *sys.argv[1:]])
+    if not todo:
+        click.echo(f"Study {plan.study_dir}: every run is finished; nothing to submit. Compare: kerasclf compare {plan.study_dir}")
+        return
+    click.echo(f"Study {plan.study_dir}: {len(todo)} of {len(plan.points)} runs as a Slurm array: {script}")
+    answer = submit(script)
+    if answer is None:
+        click.echo(f"sbatch is not installed here; on the cluster's login node run: {how_to_submit(script)}")
+    else:
+        click.echo(answer)
+    click.echo(f"When the array has finished: kerasclf compare {plan.study_dir} (submitting again runs only missing runs)")
+
+
+@main.command("sweep-task")
+@click.argument("study_dir", type=click.Path(file_okay=False))
+@click.argument("index", type=int)
+def sweep_task(study_dir, index):
+    """One task of a Slurm array written by `sweep --launcher slurm` (run by the array script)."""
+    from kerasclf.studies.slurm import run_task
+
+    state = _run(run_task, study_dir, index)
+    if state != "finished":
         sys.exit(1)
 
 

@@ -13,6 +13,7 @@ a temporary file while TensorFlow is imported and its devices are listed, then r
 was captured minus that noise, each line once.
 """
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -46,6 +47,41 @@ def import_tensorflow_quietly():
             captured.seek(0)
             text = captured.read().decode("utf-8", "replace")
     kept = filter_startup_lines(text, have_gpu=bool(gpus))
+    if kept:
+        sys.stderr.write(kept)
+        sys.stderr.flush()
+
+
+# What libjpeg (inside TensorFlow's decoder) prints straight to descriptor 2 about a damaged JPEG.
+_LIBJPEG = re.compile(r"^(Corrupt JPEG data|Premature end of JPEG|Improper call to JPEG library|Invalid JPEG|"
+                      r"Bogus|Unsupported JPEG|Warning: unknown JFIF|Not a JPEG file|JPEG datastream)")
+
+
+@contextlib.contextmanager
+def native_lines_captured():
+    """Descriptor 2 captured while inside (C++ and libjpeg write there, not through Python);
+    yields a list that receives, on exit, the libjpeg lines. TensorFlow's log lines are
+    replayed through filter_startup_lines (known noise dropped, real errors kept)."""
+    found = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield found
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+    other = []
+    for line in text.splitlines(keepends=True):
+        if _LIBJPEG.match(line.strip()):
+            found.append(line.strip())
+        elif "oneDNN supports DT_UINT8 only" not in line:  # a CPU note on every first uint8 op
+            other.append(line)
+    kept = filter_startup_lines("".join(other), have_gpu=False)  # a failing cuInit only says: no GPU
     if kept:
         sys.stderr.write(kept)
         sys.stderr.flush()
@@ -111,6 +147,87 @@ def show_notes():
         _NOTES.setStream(sys.stderr)
 
 
+RETRACING_TEXT = "triggered tf.function retracing"
+
+
+class _DropRetracing:
+    """logging filter: TensorFlow's 700-character "N out of the last N calls to <function>
+    triggered tf.function retracing" warning. kerasclf calls a model's predict/evaluate on
+    inputs of several shapes on purpose (the last, smaller batch; a gallery; the auxiliary
+    loss's embedding pass); each new shape traces once, which is expected, not a fault to fix."""
+
+    def filter(self, record):
+        return RETRACING_TEXT not in record.getMessage()
+
+
+def quiet_tensorflow_retracing():
+    """Drop the retracing warning from TensorFlow's Python logger (once per process; TensorFlow
+    reuses the logger named "tensorflow", so it need not be imported yet)."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _DropRetracing) for f in logger.filters):
+        logger.addFilter(_DropRetracing())
+
+
 def display(path):
     """A path as printable text, even when its bytes are not UTF-8 (shown as \\xNN escapes)."""
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+
+class Stage:
+    """What a long stage is doing. Piped (a log, CI), one line per stage when it starts, as a
+    kerasclf note ("Note: decoding 60,000 image files at 32x32 ..."), so a log never sits silent;
+    on a terminal a bar on stderr, redrawn in place by `update(done)` and closed with the
+    stage's seconds.
+
+        with Stage("decoding 60,000 image files", total=60000) as stage:
+            for batch in batches:
+                stage.update(stage.done + len(batch))
+    """
+
+    WIDTH = 30
+
+    def __init__(self, text, total=None, stream=None, quiet=False):
+        self.text, self.total, self.done, self.quiet = text, total, 0, quiet
+        self.stream = stream or sys.stderr
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __enter__(self):
+        import logging
+        import time
+
+        self.started = time.perf_counter()
+        if self.quiet:
+            self.terminal = False
+        elif self.terminal:
+            # the terminal itself, not descriptor 2: a decode may capture that (native_lines_captured)
+            self.stream = os.fdopen(os.dup(self.stream.fileno()), "w")
+            self._draw()
+        else:
+            logging.getLogger("kerasclf").info("%s ...", self.text[:1].upper() + self.text[1:])
+        return self
+
+    def _draw(self):
+        line = f"\r{self.text[:1].upper() + self.text[1:]} ..."
+        if self.total:
+            filled = int(self.WIDTH * min(self.done, self.total) / self.total)
+            line += f" [{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done:,}/{self.total:,}"
+        self.stream.write(line)
+        self.stream.flush()
+
+    def update(self, done):
+        self.done = done
+        if self.terminal:
+            self._draw()
+
+    def __exit__(self, exc_type, exc, tb):
+        import time
+
+        if self.terminal:
+            seconds = time.perf_counter() - self.started
+            self.stream.write(f"\r\033[K{self.text[:1].upper() + self.text[1:]}: "
+                              f"{'failed after ' if exc_type else ''}{seconds:.1f} s\n")
+            self.stream.close()
+        return False

@@ -24,6 +24,15 @@ def sublayers(layer, recursive=True) -> list:
     return list(layer._flatten_layers(include_self=False, recursive=recursive))
 
 
+def producing_inputs(tensor) -> list:
+    """The input tensors of the operation that produced a symbolic (functional) tensor; [] for
+    a model input or a tensor without history (`_keras_history` / `_inbound_nodes`)."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return []
+    return list(history.operation._inbound_nodes[history.node_index].input_tensors)
+
+
 def created_trainable_variables(layer) -> list:
     """Variables of `layer` and its sublayers created trainable, whatever the trainable flags say
     now. Public `trainable_weights` is empty while a layer is frozen; Keras keeps such variables

@@ -48,3 +48,14 @@ def read_history(path) -> dict:
                 values.append(float("nan"))
         columns[key.strip()] = np.asarray(values)
     return columns
+
+
+def history_epochs(columns) -> np.ndarray:
+    """The epoch numbers to plot for history.csv's rows: its own "epoch" column (kerasclf's
+    history.csv counts from 1, like the console and metrics.json's best_epoch); a plain Keras
+    CSVLogger file counts from 0 and is shifted to match; no column: 1..N."""
+    length = len(next(iter(columns.values())))
+    if "epoch" not in columns:
+        return np.arange(1, length + 1)
+    epochs = columns["epoch"]
+    return epochs + 1 if len(epochs) and np.nanmin(epochs) == 0 else epochs

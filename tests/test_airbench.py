@@ -12,7 +12,7 @@ from keras import ops
 
 from kerasclf.config import from_dict
 from kerasclf.data.info import DatasetInfo
-from kerasclf.models import build_model, load_builtin_models
+from kerasclf.models import build_model
 from kerasclf.models.airbench import FlipTTA, PartialIdentity
 from kerasclf.models.data_init import init_from_data
 from kerasclf.models.whitening import PatchWhitening, patch_statistics, whitening_kernel
@@ -120,10 +120,24 @@ def test_partial_identity_initializer():
 
 
 @pytest.mark.backend_agnostic
-def test_registered_with_data_meta():
-    entry = load_builtin_models().get("airbench")
-    assert entry.meta["needs_data"] is True and entry.meta["preprocessing"] == "standardize"
-    assert "airbench94" in entry.description
+def test_a_run_standardises_and_whitens_with_its_own_training_images(tmp_path):
+    """What the registration asks for (standardize, needs_data), seen in the model a run
+    assembles: the scaling is the training split's, and the whitening kernel is computed
+    from the training images scaled that way (all of them: fewer than init_from_data samples)."""
+    from kerasclf.config import load_config
+    from kerasclf.training.assemble import prepare
+
+    cfg = load_config(None, ["data.source=synthetic", "model.name=airbench", f"model.widths={SMALL}",
+                             f"train.log_dir={tmp_path}"])
+    prepared = prepare(cfg)
+    x = prepared.data.train.x
+    pixels = x.reshape(-1, 3).astype(np.float64)
+    mean, std = pixels.mean(0), pixels.std(0)
+    preprocess = prepared.model.get_layer("preprocess")
+    np.testing.assert_allclose(preprocess.mean, mean, rtol=1e-3)
+    np.testing.assert_allclose(preprocess.std, std, rtol=1e-3)
+    expected = whitening_kernel((x.astype(np.float64) - mean) / std, eps=5e-4)
+    np.testing.assert_allclose(np_(find(prepared.model, "whiten").kernel), expected, rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.backend_agnostic

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from kerasclf.runs import atomic
 from kerasclf.errors import StorageError
+from kerasclf.runs import atomic
 
 
 def test_failed_write_leaves_the_previous_file_and_no_temporary_file(tmp_path):

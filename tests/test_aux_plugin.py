@@ -40,6 +40,7 @@ def plugin(tmp_path):
     return path
 
 
+@pytest.mark.backend_agnostic
 def test_a_plugin_aux_loss_passes_validation_and_trains_one_epoch(plugin, tmp_path):
     cfg = load_config(None, [*TINY, f"plugins=[{plugin}]", "loss.aux=constant_quarter", "loss.aux_weight=2",
                              f"train.log_dir={tmp_path / 'logs'}"])

@@ -81,3 +81,22 @@ def test_config_yaml_of_older_runs_still_loads(tmp_path):
     """Older versions wrote `svhn_extra: false` into every run's config.yaml."""
     cfg = load_config(write(tmp_path, "data:\n  source: synthetic\n  svhn_extra: false\n"))
     assert cfg.data.options == {} and "svhn_extra" not in to_dict(cfg)["data"]
+
+
+def test_an_older_run_compares_equal_to_its_config_of_this_version(tmp_path):
+    """A sweep re-run and `kerasclf compare` must not see svhn_extra: false as a difference."""
+    from kerasclf.config import dump_config, without_retired_keys
+    from kerasclf.studies.runs import flatten, load_run
+    from kerasclf.studies.sweep import _config_differences
+
+    cfg = load_config(None, ["data.source=synthetic"])
+    run = tmp_path / "run"
+    run.mkdir()
+    dump_config(cfg, run / "config.yaml")
+    current = to_dict(cfg)
+    old = {**current, "data": {**current["data"], "svhn_extra": False}}
+    (run / "config.yaml").write_text(__import__("yaml").safe_dump(old))
+    assert _config_differences(run, current) == []
+    assert flatten(load_run(run).config) == flatten(current)
+    changed = {**current, "data": {**current["data"], "svhn_extra": True}}
+    assert without_retired_keys(changed) == changed  # only the old default is dropped

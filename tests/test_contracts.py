@@ -3,8 +3,9 @@
 Every model builds with the named outputs, its weight-layer count equals the count its
 architecture's papers give, it survives a safe-mode save and reload with the same
 predictions, and `trainable: head` leaves only the head trainable. Every data set yields
-what it declares; every loss is finite on a random batch; every optimizer and schedule builds
-and steps; every report section renders. A new entry is covered without a new test.
+what it declares; every loss is finite and lower for the right class; every report section shows the
+facts of its context. Optimizers and schedules: test_schedules.py (closed forms). A new
+entry is covered without a new test, or the test asks for its expectation.
 """
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from kerasclf.config import from_dict
 from kerasclf.data.info import DatasetInfo
-from kerasclf.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REPORT_SECTIONS, SCHEDULES
+from kerasclf.registry import DATASETS, LOSSES, MODELS, REPORT_SECTIONS
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -108,47 +109,93 @@ def test_every_loss_is_finite_and_lower_for_the_right_class(name, smoothing):
 
     from kerasclf.losses import build_loss
 
-    cfg = from_dict({"loss": {"name": name, "label_smoothing": smoothing}})
+    task = LOSSES.get(name).meta.get("task", "multiclass")
+    if task != "multiclass" and smoothing:
+        pytest.skip("label smoothing is a multiclass option")
+    source = {"multiclass": "digits", "multilabel": "mosaic", "segmentation": "shapes-seg"}[task]
+    cfg = from_dict({"data": {"source": source}, "loss": {"name": name, "label_smoothing": smoothing}})
     loss, labels = build_loss(cfg)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 5, 16)
-    targets = np.eye(5, dtype="float32")[y] if labels == "one_hot" else y
+    targets = np.eye(5, dtype="float32")[y] if labels in ("one_hot", "multi_hot") else y
     good = np.full((16, 5), 0.02, "float32")
     good[np.arange(16), y] = 0.92
     bad = np.roll(good, 1, axis=1)
+    if task == "segmentation":  # 16 pixels of a 4x4 mask, one of them void
+        targets = y.reshape(1, 4, 4).copy()
+        targets[0, 0, 0] = 255
+        good, bad = good.reshape(1, 4, 4, 5), bad.reshape(1, 4, 4, 5)
     good_loss = float(keras.ops.convert_to_numpy(loss(targets, good)))
     bad_loss = float(keras.ops.convert_to_numpy(loss(targets, bad)))
     assert np.isfinite(good_loss) and np.isfinite(bad_loss) and good_loss < bad_loss
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
-@pytest.mark.parametrize("schedule", SCHEDULES.names())
-def test_every_optimizer_and_schedule_steps_downhill(optimizer, schedule):
-    """One config per pair: the optimizer minimises a quadratic under the schedule."""
-    import keras
+# The context every report section gets below, and what each section must show of it,
+# worked out here by hand or with scikit-learn: 4 images, 3 of them right; class "c" never.
+Y_TRUE, Y_PRED, NAMES = np.array([0, 1, 2, 1]), np.array([0, 1, 1, 1]), ["a", "b", "c"]
+RUN = {"model": "cnn", "params_total": 123456, "best_epoch": 7, "frozen_layers": ["conv1", "conv2"]}
 
-    from kerasclf.training.optimizers import build_optimizer
 
-    cfg = from_dict({"optim": {"name": optimizer, "schedule": schedule, "lr": 0.05}, "train": {"epochs": 4}})
-    opt = build_optimizer(cfg.optim, steps_per_epoch=5, epochs=4)
-    w = keras.Variable(np.array([3.0, -2.0], "float32"))
-    start = float(np.sum(keras.ops.convert_to_numpy(w) ** 2))
-    for _ in range(20):
-        grad = 2 * w.value
-        opt.apply_gradients([(grad, w)])
-    assert float(np.sum(keras.ops.convert_to_numpy(w) ** 2)) < start
+def macro_f1_shown(text):
+    from sklearn.metrics import f1_score
+
+    (row,) = [line for line in text.splitlines() if line.strip().startswith("macro avg")]
+    return float(row.split()[-2]) == pytest.approx(f1_score(Y_TRUE, Y_PRED, average="macro"), abs=1e-4)
+
+
+# The dense tasks read the same 4 samples: as multi-hot labels with scores, and as 4 pixels.
+ML_TRUE, ML_PROB = np.eye(3)[Y_TRUE], np.eye(3)[Y_PRED] * 0.9
+
+
+def dense_shown(text, label, value):
+    return f"{label}: **{value:.4f}**" in text
+
+
+def sklearn_map():
+    from sklearn.metrics import average_precision_score
+
+    return average_precision_score(ML_TRUE, ML_PROB, average="macro")
+
+
+def sklearn_mean_iou():
+    from sklearn.metrics import jaccard_score
+
+    return jaccard_score(Y_TRUE, Y_PRED, average="macro", zero_division=0)
+
+
+SHOWS = {
+    "multilabel_summary": lambda text: dense_shown(text, "mAP", sklearn_map()),
+    "segmentation_summary": lambda text: dense_shown(text, "mean IoU", sklearn_mean_iou()),
+    # class a: its one image labelled and scored right, so every figure is 1 (AP included)
+    "per_class_dense": lambda text: "| a | 1 | " + " | ".join(["1.0000"] * 6) + " |" in text,
+    "summary": lambda text: "75.00%" in text and "**test**" in text and "worst class: **c** 0.00% (0/1)" in text,
+    "run": lambda text: "123,456" in text and "best epoch: 7" in text and "conv1, conv2" in text,
+    "per_class": lambda text: all(cell in text for cell in ("| a | 100.00% (1/1) |", "| b | 100.00% (2/2) |", "| c | 0.00% (0/1) |")),
+    "classification_report": lambda text: macro_f1_shown(text),
+    "figures": lambda text: "![fig](x.png)" in text,
+}
+
+
+def test_every_report_section_has_an_expectation():
+    assert set(REPORT_SECTIONS.names()) <= set(SHOWS), "say in SHOWS what the new section must show"
 
 
 @pytest.mark.parametrize("name", REPORT_SECTIONS.names())
-def test_every_report_section_renders_lines(name, tmp_path):
+def test_every_report_section_shows_its_facts(name, tmp_path):
+    from kerasclf.evaluation.dense_metrics import confusion_counts, multilabel_metrics, segmentation_metrics
     from kerasclf.evaluation.metrics import classification_summary
     from kerasclf.evaluation.sections import ReportContext
 
-    y_true, y_pred = np.array([0, 1, 2, 1]), np.array([0, 1, 1, 1])
-    summary = classification_summary(y_true, y_pred, ["a", "b", "c"])
+    task = (REPORT_SECTIONS.get(name).meta.get("tasks") or ("multiclass",))[0]
+    summary = classification_summary(Y_TRUE, Y_PRED, NAMES)
     metrics = {"macro_auc": 0.9, "f1_macro": 0.5}
+    if task == "multilabel":
+        summary = metrics = multilabel_metrics(ML_TRUE, ML_PROB, NAMES)
+    elif task == "segmentation":
+        summary = metrics = {**segmentation_metrics(confusion_counts(Y_TRUE, Y_PRED, 3), NAMES), "size": 1,
+                             "void_pixels": 0}
     ctx = ReportContext(out=tmp_path, title="t", split="test", summary=summary, metrics=metrics,
-                        figures=[("fig", tmp_path / "x.png")], run={"model": "cnn", "params_total": 10})
+                        figures=[("fig", tmp_path / "x.png")], run=RUN, task=task)
     lines = REPORT_SECTIONS.get(name).factory(ctx)
-    assert isinstance(lines, list) and all(isinstance(line, str) for line in lines)
-    assert lines, f"section {name} rendered nothing for a complete context"
+    assert all(isinstance(line, str) for line in lines)
+    assert SHOWS[name]("\n".join(lines)), "\n".join(lines)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import class_image, write_image
 from PIL import Image
 
 from kerasclf.config import DataConfig
 from kerasclf.data import build_dataset
 from kerasclf.data.cache import cache_dir
 from kerasclf.errors import ConfigError, DataError
-from conftest import class_image, write_image
 
 CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -277,11 +277,15 @@ def test_folder_split_layout(tmp_path, make_image_folder):
     assert Counter(ds.test.y.tolist()) == {0: 3, 1: 2}
 
 
-def test_folder_split_layout_with_val_folder(tmp_path, make_image_folder):
+def test_folder_split_layout_with_val_folder(tmp_path, make_image_folder, caplog):
     make_image_folder(tmp_path / "root" / "train", {"a": 4, "b": 4})
     make_image_folder(tmp_path / "root" / "val", {"a": 1, "b": 2})
-    ds = build_dataset(data(f"folder:{tmp_path / 'root'}", val_fraction=0.5))
+    with caplog.at_level("INFO", logger="kerasclf"):
+        ds = build_dataset(data(f"folder:{tmp_path / 'root'}", val_fraction=0.5))
     assert (len(ds.train), len(ds.val), ds.test) == (8, 3, None)  # the val folder is used as is
+    message = " ".join(r.getMessage() for r in caplog.records)
+    assert "read train/ as the train split, val/ as the val split; data.val_fraction does not apply" in message
+    assert "test is carved from train/ by data.test_fraction" in message
 
 
 def test_empty_folder_is_a_clear_error(tmp_path):

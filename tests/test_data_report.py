@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_study_datasets import write_svhn
 
 from kerasclf.config import DataConfig
 from kerasclf.evaluation.data_report import build_report_dataset, write_data_report
-
-from test_study_datasets import write_svhn
 
 # ../shared beside the checkout (KERASCLF_SHARED points elsewhere, e.g. from a git worktree)
 SHARED = Path(os.environ.get("KERASCLF_SHARED", Path(__file__).resolve().parents[2] / "shared"))

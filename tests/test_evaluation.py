@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -151,7 +152,7 @@ def test_every_linked_image_exists(tmp_path):
     for link in links:
         assert not Path(link).is_absolute()
         assert (out / link).is_file(), link
-    expected = {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png",
+    expected = {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "per_class_accuracy.png", "reliability.png",
                 "samples.png", "misclassified.png", "curves_loss.png", "curves_accuracy.png",
                 "curves_lr.png"}
     assert set(links) == expected == {p.name for p in out.glob("*.png")}
@@ -161,7 +162,7 @@ def test_every_linked_image_exists(tmp_path):
         assert (out / name).is_file(), name
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["index", "true", "pred", "confidence"] and len(rows) == 120
+    assert list(rows[0]) == ["index", "file", "true", "pred", "confidence", "loss"] and len(rows) == 120
     assert "split: **val**" in (out / "report.md").read_text()
 
 
@@ -169,7 +170,8 @@ def test_missing_history_and_no_images_link_only_written_files(tmp_path):
     y_true, y_prob = make_predictions(3, 60)
     write_report(tmp_path, y_true, y_prob, ["a", "b", "c"], history_csv=tmp_path / "nope.csv")
     links = linked_files(tmp_path / "report.md")
-    assert set(links) == {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png"}
+    assert set(links) == {"confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "per_class_accuracy.png",
+                          "reliability.png"}
 
 
 def test_misclassified_gallery_without_mistakes(tmp_path):
@@ -202,6 +204,17 @@ def test_prediction_grid_gray_and_rgb(tmp_path):
         path = figures.plot_prediction_grid(make_images(5, channels), y_true, y_pred,
                                             ["neg", "pos"], tmp_path / f"grid{channels}.png")
         assert imread(path).shape[-1] in (3, 4)
+
+
+def test_prediction_grid_shows_every_class_of_a_class_ordered_split(tmp_path, monkeypatch):
+    """A folder's test split is in class order: the grid draws across the classes, not the
+    first 36 images (which on Dogs vs Cats were all cats)."""
+    shown = []
+    monkeypatch.setattr(figures, "_image_grid", lambda images, titles, colors, path, title: shown.extend(titles) or path)
+    y_true = np.array([0] * 50 + [1] * 50 + [2] * 3)
+    figures.plot_prediction_grid(make_images(103, 3), y_true, y_true, ["cat", "dog", "fox"], tmp_path / "g.png")
+    assert len(shown) == 36
+    assert set(Counter(shown)) == {"cat (cat)", "dog (dog)", "fox (fox)"}
 
 
 def test_history_plots_from_csvlogger_file(tmp_path):

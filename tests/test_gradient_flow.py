@@ -54,6 +54,25 @@ def test_probe_equals_hand_derived_backprop():
         assert s["max_abs"] == pytest.approx(both.max(), rel=1e-4)
 
 
+@pytest.mark.backend_agnostic
+def test_callback_keeps_no_copy_of_the_gradients_per_probe(tmp_path):
+    """Probing every epoch must not keep every epoch's gradients (a model-sized copy each)."""
+    import keras
+
+    from kerasclf.training.gradient_flow import GradientFlow
+
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head_dense")(
+        keras.layers.Dense(64, activation="relu", name="dense1")(inputs)))
+    x, y = np.ones((4, 6), "float32"), np.array([0, 1, 2, 0])
+    callback = GradientFlow(model, x, y, keras.losses.SparseCategoricalCrossentropy(), 1, tmp_path)
+    for epoch in range(3):
+        callback.probe(epoch)
+    kept = [v for _, stats in callback.history for s in stats for v in s.values() if isinstance(v, np.ndarray)]
+    assert len(callback.history) == 3 and not kept
+    assert [s["layer"] for s in callback.history[-1][1]] == ["dense1", "head_dense"]
+
+
 def _bn_cnn(seed=0):
     from kerasclf.config import load_config
     from kerasclf.training.run import prepare

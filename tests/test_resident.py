@@ -14,7 +14,6 @@ import keras
 import numpy as np
 import pytest
 
-
 TINY = ["model.name=cnn", "model.filters=[8]", "model.dense=[16]"]
 ON_TF = keras.backend.backend() == "tensorflow"
 
@@ -37,8 +36,8 @@ def synthetic():
 
 
 def choose(cfg, data):
-    from kerasclf.training.feeding import choose_feeder
     from kerasclf.config import label_format
+    from kerasclf.training.feeding import choose_feeder
     from kerasclf.training.run import _mixing_fn
 
     return choose_feeder(cfg, data, label_format(cfg) == "one_hot", _mixing_fn(cfg))

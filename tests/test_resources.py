@@ -174,3 +174,20 @@ def test_resources_figure_needs_resource_columns(tmp_path):
     assert [k for _, k in percent] == ["sys_cpu_percent", "sys_gpu0_util_percent"]
     assert [k for _, k in memory] == ["sys_memory_gb", "sys_gpu0_memory_gb"]
     assert plot_resources(new, tmp_path / "b.png") == str(tmp_path / "b.png")
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_resources_figure_numbers_epochs_like_the_curves(tmp_path, monkeypatch, first):
+    """kerasclf's history.csv numbers epochs from 1, Keras's CSVLogger from 0: both are drawn
+    as epochs 1..N (the figure once drew a 10-epoch run as epochs 2..11)."""
+    import matplotlib.axes
+
+    from kerasclf.evaluation.resource_figures import plot_resources
+
+    drawn = []
+    real_plot = matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, *a, **k: drawn.append(list(x)) or real_plot(ax, x, *a, **k))
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,sys_cpu_percent,sys_memory_gb\n" + "".join(f"{first + i},50,1.5\n" for i in range(3)))
+    assert plot_resources(history, tmp_path / "r.png")
+    assert drawn and all(x == [1, 2, 3] for x in drawn)

@@ -64,13 +64,22 @@ def sampler_cfg(p, k, batch_size):
 
 @pytest.mark.parametrize("p,k,batch,fragment", [
     (4, 4, 32, "data.batch_size=16"),
-    (9, 2, 18, "only 5 classes"),
-    (1, 8, 8, "each >= 2"),
+    (1, 8, 8, ">= 2"),
     (4, None, 16, "needs both"),
 ])
-def test_bad_sampler_settings_say_what_to_do(p, k, batch, fragment):
+def test_bad_sampler_settings_are_refused_with_the_config(p, k, batch, fragment):
+    """Checked when the config is loaded (so --dry-run refuses them too), not after data loading."""
+    from kerasclf.config import load_config
+
+    sets = [f"data.batch_size={batch}", f"data.sampler.classes_per_batch={p}"]
+    sets += [] if k is None else [f"data.sampler.images_per_class={k}"]
     with pytest.raises(ConfigError, match=fragment):
-        build_sampler(sampler_cfg(p, k, batch), labels_of([5] * 5), seed=0)
+        load_config(None, sets)
+
+
+def test_more_classes_per_batch_than_the_data_has_says_what_to_do():
+    with pytest.raises(ConfigError, match="only 5 classes"):
+        build_sampler(sampler_cfg(9, 2, 18), labels_of([5] * 5), seed=0)
 
 
 def test_no_sampler_configured_gives_none():

@@ -6,38 +6,64 @@ import re
 from pathlib import Path
 
 import pytest
+from test_study_datasets import write_petimages, write_stl10, write_svhn
 
 from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.models import build_model
 
-from test_study_datasets import write_petimages, write_stl10, write_svhn
-
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = {
-    "stl10-resnet50-finetune": "configs/stl10/resnet50_finetune.yaml",
-    "svhn-cnn": "configs/svhn/cnn.yaml",
-    "svhn-resnet18": "configs/svhn/resnet18.yaml",
-    "svhn-resnet18-aug": "configs/svhn/resnet18_aug.yaml",
-    "catsdogs-cnn-adam": "configs/catsdogs/cnn_adam.yaml",
-    "catsdogs-cnn-sgd-bs1": "configs/catsdogs/cnn_sgd_bs1.yaml",
-    "catsdogs-cnn-sgd-bs64": "configs/catsdogs/cnn_sgd_bs64.yaml",
-    "catsdogs-cnn-momentum": "configs/catsdogs/cnn_momentum.yaml",
-}
+MAKEFILE = (REPO / "Makefile").read_text()
+# What the Makefile declares: target -> config (experiments) and target -> study file.
+TARGETS = dict(re.findall(r"\$\(call experiment,([a-z0-9-]+),([^)]+)\)", MAKEFILE))
+STUDIES = dict(re.findall(r"\$\(call study,([a-z0-9-]+),([^)]+)\)", MAKEFILE))
 
 
-def test_make_targets_run_their_configs():
-    makefile = (REPO / "Makefile").read_text()
-    declared = dict(re.findall(r"\$\(call experiment,([a-z0-9-]+),([^)]+)\)", makefile))
-    for target, config in TARGETS.items():
-        assert declared.get(target) == config
-        assert (REPO / config).is_file()
+def test_every_shipped_config_is_reached_by_a_make_target():
+    named = set(TARGETS.values()) | set(STUDIES.values()) | set(re.findall(r"--config (configs/\S+\.yaml)", MAKEFILE))
+    shipped = {str(p.relative_to(REPO)) for p in (REPO / "configs").rglob("*.yaml")}
+    assert shipped - named == set(), "a config no make target runs"
+    assert named - shipped == set(), "a make target whose file does not exist"
 
 
-def test_readme_lists_every_target():
-    readme = (REPO / "README.md").read_text()
-    for target in TARGETS:
-        assert f"`{target}`" in readme, target
+def expand(pattern):
+    """Shell-style brace expansion: 'a{1,2}b' -> ['a1b', 'a2b']."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    head, tail = pattern[: match.start()], pattern[match.end():]
+    return [word for option in match.group(1).split(",") for word in expand(head + option + tail)]
+
+
+def readme_rows():
+    """(targets, config patterns) per row of the README's experiments table. A cell item that
+    starts with '-' replaces the last '-part' of the item before it (`cifar-vgg16-last2` / `-last3`)."""
+    rows = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        cells = line.split("|")
+        if len(cells) < 4 or not cells[1].strip().startswith("`"):
+            continue
+        targets = []
+        for item in re.findall(r"`([^`]+)`", cells[1]):
+            if item.startswith("-"):
+                item = targets[-1].rsplit("-", 1)[0] + item
+            targets += expand(item)
+        configs = [c for item in re.findall(r"`([^`]+)`", cells[2]) for c in expand(item)]
+        rows.append((targets, configs))
+    return rows
+
+
+def test_the_readme_table_lists_every_make_target_with_its_config():
+    import fnmatch
+
+    declared = {**TARGETS, **STUDIES, "demo": re.search(r"^demo:.*\n\t.*--config (\S+)", MAKEFILE, re.M).group(1)}
+    listed = {}
+    for targets, configs in readme_rows():
+        for target in targets:
+            listed[target] = configs
+    assert set(listed) == set(declared)
+    for target, config in declared.items():
+        assert any(fnmatch.fnmatch(config, pattern) for pattern in listed[target]), (target, config, listed[target])
 
 
 def run(cli, config, cache, logs, *overrides):

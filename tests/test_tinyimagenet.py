@@ -46,7 +46,7 @@ def write_tiny_imagenet(parent, train_per_class=3, val_per_class=2):
             boxes.append(f"{name}\t0\t0\t63\t63")
         (root / "train" / wnid / f"{wnid}_boxes.txt").write_text("\n".join(boxes) + "\n")
     annotations, k = [], 0
-    for i in range(val_per_class):  # classes interleaved, as in the official val folder
+    for _ in range(val_per_class):  # classes interleaved, as in the official val folder
         for wnid in reversed(WNIDS):
             name = f"val_{k}.JPEG"
             written["test"].append((write_image(root / "val" / "images" / name, tile(wnid, 100 + k), "JPEG"), wnid))

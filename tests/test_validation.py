@@ -16,6 +16,7 @@ CUSTOM_INVALID = {
     "model.trainable": "last:0",
     "train.finetune_trainable": "everything",
     "train.run_name": "a/b",
+    "train.hosts": "[node1]",
     "name": "'..'",
 }
 

@@ -19,7 +19,14 @@ field and the messages stay one paragraph with "did you mean"; pydantic would ad
 dependency whose error texts must be rewritten into that form anyway.
 """
 
-from kerasclf.config.checks import CROSS_CHECKS, data_set_options, label_format, validate
+from kerasclf.config.checks import (
+    CROSS_CHECKS,
+    data_set_options,
+    data_task,
+    label_format,
+    validate,
+    without_retired_keys,
+)
 from kerasclf.config.constraints import FOLDER_PREFIX, OneOf, Range, Registered, key
 from kerasclf.config.load import (
     apply_overrides,
@@ -37,6 +44,7 @@ from kerasclf.config.schema import (
     AugmentConfig,
     Config,
     DataConfig,
+    EvalConfig,
     LossConfig,
     ModelConfig,
     OptimConfig,
@@ -47,9 +55,9 @@ from kerasclf.config.trainable import TRAINABLE_HELP, parse_trainable
 
 __all__ = [
     "CROSS_CHECKS", "FOLDER_PREFIX", "MONITORS", "TRAINABLE_HELP",
-    "AugmentConfig", "Config", "DataConfig", "LossConfig", "ModelConfig", "OneOf", "OptimConfig", "Range",
+    "AugmentConfig", "Config", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OneOf", "OptimConfig", "Range",
     "Registered", "SamplerConfig", "TrainConfig",
-    "apply_overrides", "data_set_options", "dump_config", "from_dict", "import_plugins", "key", "label_format",
+    "apply_overrides", "data_set_options", "data_task", "dump_config", "from_dict", "import_plugins", "key", "label_format",
     "load_config", "parse_override", "parse_trainable", "parse_yaml", "read_config_file", "read_yaml_mapping",
-    "to_dict", "validate", "write_yaml",
+    "to_dict", "validate", "without_retired_keys", "write_yaml",
 ]

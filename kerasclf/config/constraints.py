@@ -62,7 +62,7 @@ class Registered:
 
     def __call__(self, value) -> Problem:
         registry = getattr(registries, self.registry)
-        names = registry.names()
+        names = registry.static_names()  # built-in names read from source: no Keras import here
         if value in names or value in self.also:
             return None
         listing = f" (`kerasclf {registry.list_command}` lists them)" if registry.list_command else ""
@@ -121,4 +121,13 @@ def classes(value) -> Problem:
         return "class names or 'first:N' (leave it out for all classes)"
     if len(set(map(str, names))) != len(names):
         return "class names without repeats"
+    return None
+
+
+def host_ports(value):
+    """train.hosts: host:port addresses, one per process."""
+    for host in value:
+        name, _, port = str(host).rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"a list of host:port addresses, process 0 first (e.g. [node1:1234, node2:1234]); {host!r} is not one"
     return None

@@ -18,6 +18,7 @@ from kerasclf.config.constraints import (
     Range,
     Registered,
     classes,
+    host_ports,
     image_size,
     key,
     run_name,
@@ -73,6 +74,10 @@ class DataConfig:
     )
     memory_fraction: float = key(
         0.25, Range(0, 1, lo_open=True), help="share of the available RAM that stream=auto allows in memory"
+    )
+    decoded_cache: bool = key(
+        True, help="keep the decoded images of image files in <data cache>/decoded/ for the next run on the "
+        "same, unchanged files (docs/resume.md)"
     )
     sampler: SamplerConfig = section(SamplerConfig, help="P x K batches for metric learning (loss.aux)")
     options: dict = key(
@@ -143,6 +148,10 @@ class OptimConfig:
     )
     lookahead_decay: float = key(0.7737809375, Range(0, 1), help="Lookahead: the slow copy's final weight (0.95**5)")
     lookahead_power: float = key(3.0, AT_LEAST_0, help="Lookahead: weight = decay * (step / total_steps) ** power")
+    scale_lr_with_batch: Optional[int] = key(
+        None, AT_LEAST_1, help="the batch size optim.lr was tuned for; set: the rate used is lr x data.batch_size / "
+        "this (the linear scaling rule, Goyal et al. 2017); null: lr as given, whatever the batch or device count"
+    )
 
 
 @dataclass
@@ -204,6 +213,31 @@ class TrainConfig:
     deterministic: bool = key(
         False, help="same seed -> same metrics (op determinism, ordered tf.data; slower)"
     )
+    distribute: str = key(
+        "none", Registered("DISTRIBUTIONS"),
+        help="none | mirrored | multi-worker (TensorFlow) | data-parallel (JAX): one run on N devices / hosts; "
+        "data.batch_size is the global batch (docs/distributed.md)",
+    )
+    hosts: list[str] = key(
+        factory=list, check=host_ports, help="data-parallel on several processes: host:port of each, process 0 (the coordinator) first"
+    )
+    process_id: Optional[int] = key(
+        None, AT_LEAST_0,
+        help="this process's index in train.hosts; null: $KERAS_DISTRIBUTION_PROCESS_ID or $SLURM_PROCID",
+    )
+    cpu_devices: Optional[int] = key(
+        None, AT_LEAST_1, help="split the CPU into N logical devices (distribution without accelerators; no speed-up)"
+    )
+
+
+@dataclass
+class EvalConfig:
+    """How predictions become decisions in the reports."""
+
+    threshold: float = key(
+        0.5, Range(0, 1, lo_open=True, hi_open=True),
+        help="multilabel data: a class is predicted when its probability is at least this",
+    )
 
 
 @dataclass
@@ -221,6 +255,7 @@ class Config:
     optim: OptimConfig = section(OptimConfig, help="optimizer and schedule")
     loss: LossConfig = section(LossConfig, help="the loss")
     train: TrainConfig = section(TrainConfig, help="the fit loop")
+    eval: EvalConfig = section(EvalConfig, help="evaluation reports (multi-label threshold)")
 
 
 # Sections whose unknown keys are collected into a dict instead of rejected (then checked

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from kerasclf import backend
+from kerasclf.data.geometry import exif_orientations
 from kerasclf.data.images import _try_decode, _warn_skipped, decode, decode_files
 from kerasclf.data.splits import Split
 from kerasclf.data.stream import decoded_bytes, read_image, should_stream
@@ -58,7 +59,7 @@ class FileImages:
         return FileImages([self.paths[i] for i in index], self.image_size, self.verified)
 
     def __array__(self, dtype=None, copy=None):
-        array, kept = decode_files(self.paths, self.image_size)
+        array, kept = decode_files(self.paths, self.image_size, quiet=True)
         if len(kept) != len(self.paths):
             raise DataError(f"{len(self.paths) - len(kept)} of {len(self.paths)} image files could not be decoded.")
         return array if dtype is None else array.astype(dtype)
@@ -68,9 +69,10 @@ def is_streamed(split):
     return split is not None and isinstance(split.x, FileImages)
 
 
-def decode_split(split, where):
-    """The split with its files decoded into memory; unreadable files dropped (a warning names them)."""
-    x, kept = decode_files(split.x.paths, split.x.image_size)
+def decode_split(split, where, cache=None):
+    """The split with its files decoded into memory; unreadable files dropped (a warning names them).
+    cache: the data cache folder, for the decoded-image cache (kerasclf.data.decoded)."""
+    x, kept = decode_files(split.x.paths, split.x.image_size, cache=cache)
     if not kept:
         raise DataError(f"None of the {len(split)} image files under {where!r} could be read.")
     return Split(x, split.y[kept], [split.x.paths[i] for i in kept])
@@ -110,9 +112,11 @@ def readable_index(paths, image_size):
 def _readable_index_tf(paths, image_size):
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
+    turns = np.asarray(exif_orientations(paths), np.int32)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths], turns))
     # reduce_max depends on every pixel, so the decode cannot be optimised away
-    ds = ds.map(lambda i, p: (i, tf.reduce_max(read_image(p, image_size))), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda i, p, o: (i, tf.reduce_max(read_image(p, image_size, orientation=o))),
+                num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.ignore_errors().batch(4096)
     return sorted(int(i) for index, _ in ds.as_numpy_iterator() for i in index)
 

@@ -14,6 +14,8 @@ size the resize needs, so a 4000x3000 photo for a 224x224 input decodes as 500x3
 than as 36 MB of pixels. Both paths choose the same ratio and the same geometry; the
 remaining differences are the resampling kernels' rounding (a few grey levels).
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from PIL import Image
 
@@ -45,19 +47,57 @@ def fit_geometry(src_h, src_w, dst_h, dst_w, policy="crop"):
 # --- PIL -------------------------------------------------------------------------------------
 
 
+# EXIF orientation (tag 0x0112) -> the PIL transpose that shows the image upright (as
+# PIL.ImageOps.exif_transpose); 5-8 swap height and width.
+ORIENTATION_TAG = 0x0112
+_PIL_TRANSPOSE = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+                  6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def orientation_of(image):
+    """The EXIF orientation of an open PIL image (1: as stored), read from its header."""
+    try:
+        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # a damaged EXIF block: the image as stored
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def to_rgb_array(image):
+    """An open PIL image in any mode -> uint8 (H, W, 3), as TensorFlow's decoders give it.
+
+    convert("RGB") clips 16- and 32-bit greys to 255 (a 16-bit PNG turns white); those keep
+    their high byte instead (v >> 8), which is what tf.io.decode_png does for 8-bit output.
+    Alpha is dropped (the stored colour), as TensorFlow does with channels=3."""
+
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        grey = (np.clip(np.asarray(image, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode == "F":  # float greys (TIFF-style): taken as 0..255
+        grey = np.clip(np.round(np.asarray(image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
 def fit_pil(image, size, policy="crop"):
-    """An open PIL image -> uint8 (H, W, 3) numpy array at size=(height, width).
+    """An open PIL image -> uint8 (H, W, 3) numpy array at size=(height, width), upright by its
+    EXIF orientation (phone photos are stored sideways with a tag that says so).
 
     Call on a freshly opened file: a JPEG is then decoded at reduced size (draft)."""
     dst_h, dst_w = size
+    orientation = orientation_of(image)
     src_w, src_h = image.size
+    if orientation >= 5:
+        src_w, src_h = src_h, src_w
     new_h, new_w, top, left = fit_geometry(src_h, src_w, dst_h, dst_w, policy)
     if image.format == "JPEG" and (new_h, new_w) != (src_h, src_w):
-        image.draft(None, (new_w, new_h))  # the largest of 1/8, 1/4, 1/2 that stays >= new size
-    image = image.convert("RGB")
-    if image.size != (new_w, new_h):
-        image = image.resize((new_w, new_h), Image.BILINEAR)
-    array = np.asarray(image, dtype=np.uint8)
+        # the largest of 1/8, 1/4, 1/2 that stays >= new size (asked in the file's own orientation)
+        image.draft(None, (new_h, new_w) if orientation >= 5 else (new_w, new_h))
+    if orientation != 1:
+        image = image.transpose(getattr(Image.Transpose, _PIL_TRANSPOSE[orientation]))
+    array = to_rgb_array(image)
+    if array.shape[:2] != (new_h, new_w):
+        array = np.asarray(Image.fromarray(array).resize((new_w, new_h), Image.BILINEAR), dtype=np.uint8)
     if policy == "crop":
         return np.ascontiguousarray(array[top:top + dst_h, left:left + dst_w])
     if policy == "pad":
@@ -75,21 +115,100 @@ def fit_array(array, size, policy="crop"):
     return out[..., :1] if channels == 1 else out
 
 
+VOID = 255  # the "ignore" label of segmentation masks (Pascal VOC's void)
+
+
+def fit_mask(mask, size, policy="crop"):
+    """A (H, W) class-index mask fitted to size=(height, width) with the geometry images get (nearest; pad = 255)."""
+    import numpy as np
+    from PIL import Image
+
+    dst_h, dst_w = size
+    new_h, new_w, top, left = fit_geometry(mask.shape[0], mask.shape[1], dst_h, dst_w, policy)
+    resized = np.asarray(Image.fromarray(mask).resize((new_w, new_h), Image.NEAREST), np.uint8)
+    if policy == "crop":
+        return np.ascontiguousarray(resized[top:top + dst_h, left:left + dst_w])
+    if policy == "pad":
+        canvas = np.full((dst_h, dst_w), VOID, np.uint8)
+        canvas[top:top + new_h, left:left + new_w] = resized
+        return canvas
+    return resized
+
+
 # --- TensorFlow (graph ops, for tf.data's parallel map) ---------------------------------------
 
 
-def read_image_tf(path, size, policy="crop"):
-    """TensorFlow ops: one image file -> uint8 (H, W, 3) at size=(height, width), as fit_pil."""
+def exif_orientation(path):
+    """The EXIF orientation of an image file (1 when it has none): the first 64 KiB are read,
+    and PIL parses the header only when they hold an Exif block (most files have none)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+        if b"Exif\x00\x00" not in head:
+            return 1
+        with Image.open(path) as image:
+            return orientation_of(image)
+    except Exception:  # unreadable: the decoder says so
+        return 1
+
+
+def exif_orientations(paths):
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(exif_orientation, paths, chunksize=256))
+
+
+def _orient_tf(image, orientation):
+    """EXIF orientation applied with TensorFlow ops, as fit_pil's transposes."""
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
+    transpose = lambda x: tf.transpose(x, [1, 0, 2])  # noqa: E731
+    branches = [
+        lambda: image,  # 0: unused
+        lambda: image,  # 1
+        lambda: tf.reverse(image, [1]),
+        lambda: tf.reverse(image, [0, 1]),
+        lambda: tf.reverse(image, [0]),
+        lambda: transpose(image),
+        lambda: tf.image.rot90(image, k=3),
+        lambda: tf.reverse(transpose(image), [0, 1]),
+        lambda: tf.image.rot90(image, k=1),
+    ]
+    return tf.switch_case(tf.cast(orientation, tf.int32), branches)
+
+
+def _decode_bmp_palette_tf(data):
+    """8-bit palette BMPs: tf.io.decode_bmp returns the palette *indices* as grey; look them up."""
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
+    header = tf.io.decode_raw(tf.strings.substr(data, 14, 4), tf.int32)[0]  # little-endian
+    colours = tf.io.decode_raw(tf.strings.substr(data, 14 + header, 4 * 256), tf.uint8)
+    palette = tf.reverse(tf.reshape(colours[: (tf.size(colours) // 4) * 4], (-1, 4))[:, :3], [1])  # BGRx -> RGB
+    index = tf.io.decode_bmp(data, channels=0)[..., 0]
+    return tf.gather(palette, tf.cast(index, tf.int32))
+
+
+def _bmp_bits(data):
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(data, 28, 2), tf.uint16)[0], tf.int32)
+
+
+def read_image_tf(path, size, policy="crop", orientation=1):
+    """TensorFlow ops: one image file -> uint8 (H, W, 3) at size=(height, width), as fit_pil.
+    `orientation`: the file's EXIF orientation (exif_orientation), applied after decoding."""
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     dst_h, dst_w = (int(s) for s in size)
     data = tf.io.read_file(path)
+    orientation = tf.convert_to_tensor(orientation, tf.int32)
+    turned = orientation >= 5  # height and width swap
 
     def geometry(src_h, src_w):
         return _fit_geometry_tf(src_h, src_w, dst_h, dst_w, policy)
 
     def decode_jpeg():
         shape = tf.io.extract_jpeg_shape(data)  # header only
+        shape = tf.where(turned, tf.reverse(shape[:2], [0]), shape[:2])
         new_h, new_w, _, _ = geometry(shape[0], shape[1])
         scale = tf.minimum(shape[1] // new_w, shape[0] // new_h)  # PIL's draft rule
         # the first ratio that fits; 1 always does (an image smaller than the target: scale 0)
@@ -102,16 +221,21 @@ def read_image_tf(path, size, policy="crop"):
         ]
         return tf.switch_case(tf.cast(index, tf.int32), branches)
 
+    is_bmp = tf.strings.substr(data, 0, 2) == "BM"
+    palette_bmp = tf.logical_and(is_bmp, tf.logical_and(tf.strings.length(data) > 30, _bmp_bits(data) == 8))
     image = tf.cond(
         tf.io.is_jpeg(data),
         decode_jpeg,
-        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+        lambda: tf.cond(palette_bmp, lambda: _decode_bmp_palette_tf(data),
+                        lambda: tf.io.decode_image(data, channels=3, expand_animations=False)),
     )
     image.set_shape((None, None, 3))
+    image = _orient_tf(image, orientation)
     # Geometry from the file's full size, as in fit_pil (a JPEG decoded at 1/r keeps it).
     full = tf.cond(
         tf.io.is_jpeg(data), lambda: tf.io.extract_jpeg_shape(data)[:2], lambda: tf.shape(image)[:2]
     )
+    full = tf.where(tf.logical_and(tf.io.is_jpeg(data), turned), tf.reverse(full, [0]), full)
     new_h, new_w, top, left = geometry(full[0], full[1])
 
     def resize():

@@ -7,6 +7,7 @@ decoded straight to the target size with the `data.resize` policy (see geometry.
 memory holds N x H x W x 3 bytes plus a few images in flight, whatever the files' sizes.
 """
 
+import logging
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -15,18 +16,21 @@ import numpy as np
 from PIL import Image
 
 from kerasclf.backend import have_tensorflow
-from kerasclf.console import display
-from kerasclf.data.geometry import fit_array, fit_pil, read_image_tf
+from kerasclf.console import Stage, display, native_lines_captured
+from kerasclf.data import decoded
+from kerasclf.data.geometry import exif_orientations, fit_array, fit_pil, orientation_of, read_image_tf
+
+log = logging.getLogger("kerasclf")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
 def decode(path, size=None, policy="crop"):
     """RGB uint8 array of one file, fitted to size=(height, width) by `policy` when given."""
-
     with Image.open(path) as image:
         if size is None:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            w, h = image.size
+            return fit_pil(image, (w, h) if orientation_of(image) >= 5 else (h, w), "stretch")
         return fit_pil(image, size, policy)
 
 
@@ -40,41 +44,75 @@ def _try_decode(path, size, policy="crop"):
 def image_size_of(path):
     """(height, width) from the file's header (nothing decoded)."""
     with Image.open(path) as image:
-        return image.size[1], image.size[0]
+        turned = orientation_of(image) >= 5  # stored sideways: upright it is the other way round
+        return (image.size[0], image.size[1]) if turned else (image.size[1], image.size[0])
 
 
-def decode_files(paths, size, policy="crop", workers=4):
-    """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning."""
-    if not have_tensorflow():
-        array, kept, bad = _decode_files_pil(paths, size, policy, workers)
-        _warn_skipped(bad)
-        return array, kept
-    array, kept = _decode_files_tf(paths, size, policy)
+def decode_files(paths, size, policy="crop", workers=4, cache=None, quiet=False):
+    """Decode `paths` to (array, kept_index). Unreadable files are skipped and named in a warning.
+
+    cache: the data cache folder (kerasclf.data.cache.cache_dir): the decoded images are kept
+    there (kerasclf.data.decoded) and a later call on unchanged files loads them instead.
+    quiet: no progress line (callers that decode a chunk at a time say what they do themselves)."""
+    size = tuple(int(s) for s in size)
+    decoder = "tf" if have_tensorflow() else "pil"
+    entry = stamp = None
+    if cache is not None and paths:
+        entry = decoded.entry_path(cache, paths, size, policy, decoder)
+        with Stage(f"checking the decoded-image cache for {len(paths):,} files"):
+            stamp = decoded.fingerprint(paths)
+            hit = decoded.load(entry, stamp)
+        if hit is not None:
+            log.info("loaded %s decoded images from the cache %s", f"{len(hit[1]):,}", display(entry))
+            _warn_skipped(hit[2])
+            return hit[0], hit[1]
+    with Stage(f"decoding {len(paths):,} image files to {size[0]}x{size[1]}", total=len(paths), quiet=quiet) as stage:
+        array, kept, bad = _decode(paths, size, policy, workers, decoder, stage)
+    _warn_skipped(bad)
+    if entry is not None:
+        decoded.store(entry, stamp, array, kept, bad)
+    return array, kept
+
+
+def _decode(paths, size, policy, workers, decoder, stage):
+    if decoder == "pil":
+        return _decode_files_pil(paths, size, policy, workers)
+    with native_lines_captured() as libjpeg:  # libjpeg's raw lines become one warning below
+        array, kept = _decode_files_tf(paths, size, policy, stage)
     failed = sorted(set(range(len(paths))) - set(kept))
+    if libjpeg and not failed:  # with failures, the skipped files are named with PIL's reason instead
+        shown = "; ".join(dict.fromkeys(libjpeg[:5]))
+        warnings.warn(f"libjpeg reported {len(libjpeg)} problem(s) in JPEG files that still decoded ({shown}); "
+                      "their pixels may be partly grey. `kerasclf data-report` shows the images.", stacklevel=4)
     # Files TensorFlow rejects get a second chance with PIL, which also says why it fails.
     rescued, rescued_kept, bad = _decode_files_pil([paths[i] for i in failed], size, policy, workers)
-    _warn_skipped(bad)
     if rescued_kept:
         kept = kept + [failed[j] for j in rescued_kept]
         array = np.concatenate([array, rescued])
         order = np.argsort(kept, kind="stable")
         array, kept = array[order], [kept[i] for i in order]
-    return array, kept
+    return array, kept, bad
 
 
-def _decode_files_tf(paths, size, policy):
+def _decode_files_tf(paths, size, policy, stage=None):
     """tf.data parallel decode; a file that fails is dropped (ignore_errors) and its index goes missing."""
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     # File names as bytes: a name that is not UTF-8 (a str with surrogates) cannot be a tf.string.
     names = [os.fsencode(p) for p in paths]
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names))
-    ds = ds.map(lambda i, p: (i, read_image_tf(p, size, policy)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    turns = np.asarray(exif_orientations(paths), np.int32)  # phone photos: upright, as PIL shows them
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), names, turns))
+    ds = ds.map(lambda i, p, o: (i, read_image_tf(p, size, policy, o)), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
     ds = ds.ignore_errors().batch(1024)
     index, images = [], []
+    done = 0
     for i, x in ds.as_numpy_iterator():
         index.append(i)
         images.append(x)
+        done += len(i)
+        if stage is not None:
+            stage.update(done)
     if not images:
         return np.zeros((0, *size, 3), np.uint8), []
     return np.concatenate(images), np.concatenate(index).tolist()

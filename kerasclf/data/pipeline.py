@@ -15,7 +15,6 @@ from kerasclf.data.files import is_streamed
 from kerasclf.data.order import epoch_batches
 from kerasclf.data.sampler import sampled_batches
 from kerasclf.data.stream import folder_dataset
-from kerasclf.errors import ConfigError
 
 
 def one_hot(y, num_classes):
@@ -69,12 +68,7 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
         split.x.paths, split.y, split.x.image_size, batch_size, training, seed=seed, cache=False,
         shuffle_buffer=shuffle_buffer, num_classes=num_classes,
     )
-    if mixing is not None:
-        if keras.backend.backend() != "tensorflow":
-            raise ConfigError(
-                "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
-                "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
-            )
+    if mixing is not None:  # TensorFlow backend only: training.feeding.preflight refused the others
         ds = ds.map(mixing, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return {"x": ds, "shuffle": False} if training else {"x": ds}
 
@@ -124,4 +118,7 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
         ds = ds.map(mixing, num_parallel_calls=1 if deterministic else tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic or not training
+    # An in-memory pipeline has no files to shard: a multi-worker run (train.distribute) gives
+    # each worker every N-th batch element, instead of trying files first and warning.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

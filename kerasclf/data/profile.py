@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from kerasclf.data.geometry import exif_orientations
 from kerasclf.data.images import image_size_of
+from kerasclf.data.splits import channel_sums, mean_std
 
-CHUNK_BYTES = 16 * 2**20  # decoded images held at a time for the statistics
 MAX_EXAMPLES = 10  # duplicate pairs named per pair of splits
 
 
@@ -22,17 +23,8 @@ def class_counts(split, num_classes):
 
 def channel_stats(x):
     """Exact per-channel mean and std over every pixel, in 0..255 units (integer sums, a
-    chunk of decoded images at a time)."""
-    total = np.zeros(x.shape[-1], np.uint64)
-    squares = np.zeros(x.shape[-1], np.uint64)
-    step = max(1, CHUNK_BYTES // int(np.prod(x.shape[1:])))
-    for start in range(0, len(x), step):
-        chunk = np.asarray(x[start:start + step]).reshape(-1, x.shape[-1]).astype(np.uint32)
-        total += chunk.sum(0, dtype=np.uint64)
-        squares += (chunk * chunk).sum(0, dtype=np.uint64)
-    pixels = max(len(x) * int(np.prod(x.shape[1:-1])), 1)
-    mean = total.astype(np.float64) / pixels
-    std = np.sqrt(np.maximum(squares.astype(np.float64) / pixels - mean**2, 0.0))
+    chunk of decoded images at a time: kerasclf.data.splits.channel_sums)."""
+    mean, std = mean_std(*channel_sums(x))
     return {"mean": mean.round(3).tolist(), "std": std.round(3).tolist()}
 
 
@@ -96,6 +88,11 @@ def size_summary(counter):
     }
 
 
+def exif_turned(splits):
+    """{split: files whose EXIF orientation turns or flips them} (both decoders apply it); {} for arrays."""
+    return {name: sum(o != 1 for o in exif_orientations(s.paths)) for name, s in splits.items() if s.paths is not None}
+
+
 def profile(dataset):
     """All the report's numbers for a built kerasclf Dataset (JSON-ready)."""
     splits = {name: s for name in ("train", "val", "test") if (s := dataset.split(name)) is not None and len(s)}
@@ -114,5 +111,6 @@ def profile(dataset):
         "image_sizes": {name: size_summary(c) for name, c in sizes.items()},
         "image_size_counts": {name: [[h, w, n] for (h, w), n in sorted(c.items())] for name, c in sizes.items()},
         "duplicates": duplicates(splits),
+        "exif_turned": exif_turned(splits),
         "notes": {k: v for k, v in dataset.notes.items() if k != "streamed"},
     }

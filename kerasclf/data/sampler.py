@@ -66,24 +66,13 @@ class PKSampler:
 
 
 def build_sampler(data_cfg, train_labels, seed):
-    """The configured PKSampler, or None when data.sampler is unset; checks batch_size = P * K."""
+    """The configured PKSampler, or None when data.sampler is unset. P, K and batch_size = P * K
+    were checked with the config (kerasclf.config, so --dry-run refuses them too)."""
     sampler = getattr(data_cfg, "sampler", None)
     p = getattr(sampler, "classes_per_batch", None)
     k = getattr(sampler, "images_per_class", None)
     if p is None and k is None:
         return None
-    if p is None or k is None or p < 2 or k < 2:
-        raise ConfigError(
-            f"data.sampler needs both classes_per_batch (P) and images_per_class (K), each >= 2, got "
-            f"classes_per_batch={p!r}, images_per_class={k!r}: with P = 1 a batch has no negatives, with "
-            "K = 1 no positives. Example: data.sampler: {classes_per_batch: 16, images_per_class: 4}."
-        )
-    if data_cfg.batch_size != p * k:
-        raise ConfigError(
-            f"data.sampler gives training batches of P * K = {p} * {k} = {p * k} images but "
-            f"data.batch_size is {data_cfg.batch_size}; set data.batch_size={p * k} (it also sizes "
-            "evaluation batches and the schedule's steps per epoch)."
-        )
     return PKSampler(train_labels, p, k, seed)
 
 

@@ -23,7 +23,7 @@ the file names are shuffled before decoding, which costs no memory.
 import numpy as np
 import psutil
 
-from kerasclf.data.geometry import read_image_tf
+from kerasclf.data.geometry import exif_orientations, read_image_tf
 
 
 def decoded_bytes(num_images, image_size, channels=3):
@@ -37,10 +37,11 @@ def should_stream(num_images, image_size, memory_fraction=0.25):
     return decoded_bytes(num_images, image_size) > memory_fraction * psutil.virtual_memory().available
 
 
-def read_image(path, image_size, policy="crop"):
+def read_image(path, image_size, policy="crop", orientation=1):
     """TensorFlow ops: one image file -> uint8 (H, W, 3) at image_size by the data.resize
-    policy (graph-safe, for tf.data); the same geometry as the in-memory path (geometry.py)."""
-    return read_image_tf(path, image_size, policy)
+    policy (graph-safe, for tf.data); the same geometry as the in-memory path (geometry.py),
+    upright by the file's EXIF orientation (geometry.exif_orientation)."""
+    return read_image_tf(path, image_size, policy, orientation)
 
 
 def folder_dataset(
@@ -77,13 +78,13 @@ def folder_dataset(
     autotune = tf.data.AUTOTUNE
     buffer = int(shuffle_buffer or max(len(paths), 1))
 
-    def load(path, label):
-        image = read_image(path, (height, width))
+    def load(path, label, orientation):
+        image = read_image(path, (height, width), orientation=orientation)
         if num_classes is not None:
             label = tf.one_hot(label, num_classes, dtype=tf.float32)
         return image, label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, np.asarray(exif_orientations(paths), np.int32)))
     if training and not cache:
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.map(load, num_parallel_calls=autotune, deterministic=not training)

@@ -38,6 +38,12 @@ def _colours(n):
     return [cmap(i / max(n - 1, 1)) if n > 20 else cmap(i) for i in range(n)]
 
 
+def marker_size(count, dims=2):
+    """Scatter marker area (points^2): large for a few hundred points, smaller as they crowd."""
+    size = float(np.clip(6000.0 / max(count, 1), 14.0, 60.0))
+    return size * (0.8 if dims == 3 else 1.0)
+
+
 def plot_tsne(points, labels, class_names, path, title):
     """Scatter of 2-D or 3-D t-SNE points coloured by class (legend up to 20 classes)."""
     dims = points.shape[1]
@@ -47,10 +53,11 @@ def plot_tsne(points, labels, class_names, path, title):
     for c, name in enumerate(class_names):
         mask = labels == c
         if mask.any():
-            ax.scatter(*points[mask].T, s=6, color=colours[c], label=name, alpha=0.8)
+            ax.scatter(*points[mask].T, s=marker_size(len(points), dims), color=colours[c], label=name,
+                       alpha=0.8, linewidths=0)
     ax.set_title(title)
     if len(class_names) <= MAX_LEGEND_CLASSES:
-        fig.legend(loc="outside right upper", markerscale=3, fontsize=8)
+        fig.legend(loc="outside right upper", markerscale=1.5, fontsize=8)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return save_figure(fig, path)
 
@@ -129,10 +136,22 @@ def _fmt(value):
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
 
 
+def _queries(metrics):
+    """Which images precision@1, R-precision and MAP@R average over: queries with a class mate."""
+    size, queries = metrics["size"], metrics.get("queries", metrics["size"])
+    if queries == size:
+        return f"{size} {metrics['split']} images, each a query against all others."
+    alone = size - queries
+    return (f"{queries} of the {size} {metrics['split']} images are queries against all others; the other "
+            f"{alone} {'has' if alone == 1 else 'have'} no other image of {'its' if alone == 1 else 'their'} class "
+            "here, so no right answer, and {} not counted in precision@1, R-precision or MAP@R."
+            .format("is" if alone == 1 else "are"))
+
+
 def _markdown(metrics, figures, projector, link_base):
     lines = ["## Embeddings", "",
              f"Embedding: the classification head's input ({metrics['dim']} values), L2-normalised; "
-             f"{metrics['size']} {metrics['split']} images, each a query against all others.", "",
+             f"{_queries(metrics)}", "",
              "| metric | value |", "|---|---|"]
     rows = [("precision@1", "precision_at_1"), ("R-precision", "r_precision"), ("MAP@R", "map_at_r"),
             ("NMI (k-means)", "nmi_kmeans"), ("mean intra-class distance", "mean_intra_distance"),

@@ -8,21 +8,25 @@ by default and reported in eval/<data>-<split>/, never over the run's own eval/<
 
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+import yaml
 
 from kerasclf.backend import have_tensorflow
 from kerasclf.checkpoint import load_checkpoint
-from kerasclf.config import DataConfig, load_config
+from kerasclf.config import DataConfig, load_config, to_dict
 from kerasclf.data import Dataset, build_dataset
 from kerasclf.data.pipeline import predict_inputs
 from kerasclf.data.provenance import FILENAME, concatenate, read_splits, recorded_split, same_data
 from kerasclf.errors import CheckpointError, DataError
+from kerasclf.evaluation import dense_report
 from kerasclf.evaluation.embed_checkpoint import add_embedding_report
 from kerasclf.evaluation.figures import confusion_matrix_image
+from kerasclf.evaluation.gradcam import plot_gradcam_gallery
 from kerasclf.evaluation.report import write_report
 from kerasclf.models.freeze import describe_trainable
 from kerasclf.runs.rundir import dataset_slug
@@ -74,6 +78,7 @@ def evaluate_checkpoint(
     checkpoint: Union[str, Path], split: Optional[str] = None, data: Optional[str] = None,
     data_dir: Optional[str] = None, batch_size: int = 256, out_dir: Union[str, Path, None] = None,
     dataset: Optional[Dataset] = None, embeddings: bool = False, tsne_points: int = 2000,
+    threshold: Optional[float] = None,
 ) -> dict:
     """Predict `split` and write the report. `dataset`: the already-built Dataset the run
     trained on (right after training), which saves decoding or reading the data again.
@@ -103,20 +108,46 @@ def evaluate_checkpoint(
             f"{dataset.info.source!r} has classes {_short(dataset.info.class_names)}. Evaluate on data with the "
             "same class folders/names (in the same order), or train a model for this data."
         )
-    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     history = run_dir / "history.csv"
+    if getattr(labels, "task", "multiclass") != "multiclass":
+        if threshold is None:
+            threshold = run_cfg.eval.threshold if run_cfg is not None else 0.5
+        result = _dense_report(model, labels, chosen, out, batch_size, threshold,
+                               history_csv=history if history.is_file() else None,
+                               title=f"{model.name} on {dataset.info.source}", split=split,
+                               extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
+                               run=_run_facts(model, run_dir))
+        if "confusion" in result:  # the pixel confusion matrix and the scalars; no PR curves per pixel
+            named = {**result, "class_names": result.get("class_names") or list(labels.class_names)}
+            _log_to_tensorboard(run_dir, out.name, named, np.zeros(0), np.zeros((0, 0), np.float32))
+        return result
+    probs = model.predict(**predict_inputs(chosen, batch_size), verbose=0)
     result = write_report(
         out, chosen.y, probs, labels.class_names, images=chosen.x,
         history_csv=history if history.is_file() else None,
         title=f"{model.name} on {dataset.info.source}", split=split,
         extra={"checkpoint": str(checkpoint), "data": dataset.info.source},
         run=_run_facts(model, run_dir),
+        paths=getattr(chosen, "paths", None),
     )
-    _log_confusion_to_tensorboard(run_dir, out.name, result)
+    _log_to_tensorboard(run_dir, out.name, result, chosen.y, probs)
+    _add_gradcam(model, chosen, probs, labels.class_names, out)
     if embeddings:
         result["embeddings"] = add_embedding_report(model, dataset, split, out, batch_size=batch_size,
                                                     tsne_points=tsne_points)
+        _projector_to_tensorboard(out / "embeddings" / "projector", run_dir / "tensorboard" / f"projector_{out.name}")
     return result
+
+
+def _dense_report(model, labels, chosen, out, batch_size, threshold, **report):
+    """The report of a multilabel or segmentation checkpoint (kerasclf.evaluation.dense_report)."""
+    if labels.task == "segmentation":
+        predicted = dense_report.predict_masks(model, chosen.x, min(batch_size, 32))
+        return dense_report.write_segmentation_report(out, chosen.y, predicted, labels.class_names, images=chosen.x,
+                                                      **report)
+    probs = model.predict(chosen.x, batch_size=batch_size, verbose=0)
+    return dense_report.write_multilabel_report(out, chosen.y, probs, labels.class_names, images=chosen.x,
+                                                threshold=threshold, **report)
 
 
 def same_data_as_run(run_cfg, labels, data_spec):
@@ -194,8 +225,32 @@ def _run_facts(model, run_dir):
     metrics = run_dir / "metrics.json"
     if metrics.is_file():
         run = json.loads(metrics.read_text())
-        facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds") if k in run})
+        facts.update({k: run[k] for k in ("dataset", "epochs_run", "best_epoch", "best_val_accuracy", "wall_seconds",
+                                           "first_epoch_seconds", "steady_seconds_per_epoch") if k in run})
+    if (run_dir / "augmented_batch.png").is_file():
+        facts["augmented_batch"] = str(run_dir / "augmented_batch.png")
+    flow = sorted((run_dir / "gradient_flow").glob("epoch_*.png"))
+    if flow:
+        facts["gradient_flow_figures"] = [str(p) for p in flow]
+    if (run_dir / "config.yaml").is_file():
+        facts["run_name"] = run_dir.name
+        facts["hyperparameters"] = hyperparameters(run_dir / "config.yaml")
     return facts
+
+
+# Shown in report.md for every run even when left at their default.
+ALWAYS_SHOWN = ("seed", "data.batch_size", "optim.name", "optim.lr", "optim.schedule", "train.epochs", "loss.name")
+NOT_HYPERPARAMETERS = ("train.log_dir", "train.run_name", "data.data_dir", "train.verbose", "name", "plugins")
+
+
+def hyperparameters(config_yaml):
+    """{dotted key: value} of a run's config.yaml: ALWAYS_SHOWN, then each key whose value is
+    not the default (what distinguishes this run), in the file's order."""
+    run = _flatten(yaml.safe_load(Path(config_yaml).read_text()) or {})
+    default = _flatten(to_dict(load_config(None, [])))
+    keys = [k for k in ALWAYS_SHOWN if k in run]
+    keys += [k for k in run if k not in keys and k not in NOT_HYPERPARAMETERS and run[k] != default.get(k, object())]
+    return {k: run[k] for k in keys}
 
 
 def _short(names, n=6):
@@ -203,20 +258,83 @@ def _short(names, n=6):
     return "[" + ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "") + "]"
 
 
-def _log_confusion_to_tensorboard(run_dir, split, result):
-    """The count confusion matrix as an image in the run's TensorBoard (TensorFlow only);
-    skipped with a warning when the run directory cannot be written (the report is written)."""
+def _add_gradcam(model, chosen, probs, class_names, out):
+    """misclassified_gradcam.png, linked at the end of report.md, where the model has a
+    convolutional feature map (kerasclf.evaluation.gradcam)."""
+    if getattr(chosen, "x", None) is None or not hasattr(chosen.x, "__getitem__"):
+        return None
+    path = plot_gradcam_gallery(model, chosen.x, chosen.y, probs, class_names, out / "misclassified_gradcam.png")
+    report = out / "report.md"
+    if path and report.is_file():
+        caption = "Grad-CAM on the misclassified images (predicted class; red: where the score rose)"
+        report.write_text(report.read_text().rstrip("\n") + f"\n\n### {caption}\n\n![{caption}](misclassified_gradcam.png)\n")
+    return path
 
+
+def _projector_to_tensorboard(projector, target):
+    """A copy of the projector files as a run of the run's own TensorBoard (TensorBoard's
+    projector reads projector_config.pbtxt only in a directory that holds an event file)."""
+    if not have_tensorflow() or not Path(projector).is_dir():
+        return
+    reason = unwritable_reason(target)
+    if reason is not None:
+        warnings.warn(f"The embedding projector is not added to the run's TensorBoard: {reason}.", stacklevel=3)
+        return
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(projector, target)
+    writer = tf.summary.create_file_writer(str(target))  # an event file: the directory is a run
+    with writer.as_default(), tf.summary.record_if(True):
+        tf.summary.text("projector", "Embeddings of the evaluated split: open the PROJECTOR tab", step=0)
+    writer.flush()
+    writer.close()
+
+
+TENSORBOARD_SCALARS = ("accuracy", "f1_macro", "precision_macro", "recall_macro", "macro_auc")
+MAX_PR_CURVES = 30  # one card per class: beyond this many, the per-class AP in the report reads better
+
+
+def _log_to_tensorboard(run_dir, split, result, y_true, y_prob):
+    """The evaluated split in the run's TensorBoard (run "eval", TensorFlow only), at the step of
+    the checkpoint's epoch so it lines up with the curves: <split>/accuracy, F1, AUC... as
+    scalars, <split>/confusion_matrix as an image and one-vs-rest <split>/pr_curve/<class>.
+    Skipped with a warning when the run directory cannot be written (the report is written)."""
     if not have_tensorflow():
         return
     reason = unwritable_reason(run_dir / "tensorboard" / "eval")
     if reason is not None:
-        warnings.warn(f"The confusion matrix is not added to the run's TensorBoard: {reason}.", stacklevel=3)
+        warnings.warn(f"The evaluation is not added to the run's TensorBoard: {reason}.", stacklevel=3)
         return
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+    from tensorboard.plugins.pr_curve import summary as pr_summary  # lazy: comes with TensorFlow
 
-    image = confusion_matrix_image(np.asarray(result["confusion"]), result["class_names"])
+    step = 0
+    if (run_dir / "metrics.json").is_file():
+        run = json.loads((run_dir / "metrics.json").read_text())
+        step = int(run.get("best_epoch") or run.get("epochs_run") or 0)
+    names = result["class_names"]
+    image = confusion_matrix_image(np.asarray(result["confusion"]), names, title=f"{split}, epoch {step}")
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob, np.float32)
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard" / "eval"))
-    with writer.as_default():
-        tf.summary.image(f"confusion_matrix/{split}", image[None], step=0)
+    with writer.as_default(), tf.summary.record_if(True):
+        tf.summary.image(f"{split}/confusion_matrix", image[None], step=step)
+        for key in TENSORBOARD_SCALARS:
+            if result.get(key) is not None:
+                tf.summary.scalar(f"{split}/{key}", float(result[key]), step=step)
+        if y_prob.ndim == 2 and y_prob.shape[1] == len(names) and len(names) <= MAX_PR_CURVES:
+            for c, name in enumerate(names):
+                proto = pr_summary.pb(f"{split}/pr_curve/{name}", y_true == c, y_prob[:, c], num_thresholds=101,
+                                      display_name=f"{split} PR curve: {name} vs rest")
+                tf.summary.experimental.write_raw_pb(proto.SerializeToString(), step=step)
     writer.flush()
+
+
+def _flatten(config, prefix=""):
+    out = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

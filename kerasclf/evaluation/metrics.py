@@ -104,6 +104,67 @@ def misclassified_indices(y_true, y_pred, y_prob=None):
     return wrong[np.argsort(-confidence, kind="stable")]
 
 
+def most_confused_pairs(cm, class_names, top=10):
+    """[(true, predicted, count, share of the true class)] of the largest off-diagonal cells,
+    most first (fastai's most_confused); cells of 0 are left out."""
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    totals = cm.sum(axis=1)
+    pairs = []
+    for flat in order:
+        t, p = divmod(int(flat), cm.shape[1])
+        if off[t, p] <= 0:
+            break
+        pairs.append((class_names[t], class_names[p], int(off[t, p]), float(off[t, p] / totals[t])))
+    return pairs
+
+
+def calibration(y_true, y_prob, bins=10):
+    """Reliability of the top-class confidence: {"ece", "bins": [{"low", "high", "count",
+    "confidence", "accuracy"}]} with equal-width confidence bins; ECE is the count-weighted
+    mean |accuracy - confidence| over the bins (Guo et al., 2017)."""
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    confidence = y_prob.max(axis=1)
+    correct = (y_prob.argmax(axis=1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
+    out, ece = [], 0.0
+    for b in range(bins):
+        mask = which == b
+        count = int(mask.sum())
+        conf = float(confidence[mask].mean()) if count else None
+        acc = float(correct[mask].mean()) if count else None
+        if count:
+            ece += count / len(y_true) * abs(acc - conf)
+        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
+                    "confidence": conf, "accuracy": acc})
+    return {"ece": float(ece) if len(y_true) else None, "bins": out}
+
+
+def accuracy_step_points(size):
+    """How far one image moves the accuracy of a split of `size` images, in percentage points."""
+    return 100.0 / size if size else None
+
+
+def sample_across_classes(y_true, count, seed=0):
+    """Indices of `count` samples drawn at random (seeded) in turns across the classes present:
+    every class appears once there are at least as many cells as classes, and no class gets
+    more than one image above another's (unless it runs out). Split order (often sorted by
+    class) never decides what is shown."""
+    y_true = np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    pools = [list(rng.permutation(np.flatnonzero(y_true == c))) for c in np.unique(y_true)]
+    rng.shuffle(pools)  # which classes get the extra image when count is not a multiple
+    chosen = []
+    while len(chosen) < min(count, len(y_true)):
+        for pool in pools:
+            if pool and len(chosen) < count:
+                chosen.append(int(pool.pop()))
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def roc_curves(y_true, y_prob, class_names):
     """One-vs-rest ROC (fpr, tpr, auc) per class present in y_true, plus macro AUC.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.plotting import new_figure, read_history, save_figure
+from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure
 
 # history.csv columns written by training.callbacks.SystemMonitor
 PERCENT = {"sys_cpu_percent": "CPU (system-wide, all cores)"}
@@ -35,8 +35,7 @@ def plot_resources(history_csv, path):
     percent, memory = _series(columns)
     if not percent and not memory:
         return None
-    length = len(next(iter(columns.values())))
-    epochs = columns["epoch"] + 1 if "epoch" in columns else np.arange(1, length + 1)
+    epochs = history_epochs(columns)
     panels = [(p, ylabel) for p, ylabel in ((percent, "utilisation (%)"), (memory, "memory (GiB)")) if p]
     fig = new_figure(6.5, 3.0 * len(panels) + 0.4)
     axes = fig.subplots(len(panels), 1, squeeze=False, sharex=True)[:, 0]

@@ -3,8 +3,8 @@
 Keras's own RandomTranslation, RandomCrop, RandomRotation, RandomZoom, RandomShear and
 RandomPerspective set `supports_jit = False`, and one such layer silently turns XLA off for
 the whole model (`jit_compile="auto"` checks every layer), which made the train step about
-700x slower on an H100. The layers here keep `supports_jit = True` and run on TensorFlow,
-JAX and PyTorch.
+700x slower on an H100. The layers here keep `supports_jit = True` and run on TensorFlow
+and JAX (the tested backends; PyTorch is not tested).
 
 Common behaviour:
 - inputs are float NHWC images of a static height, width and channel count (already scaled:

@@ -11,6 +11,7 @@ import keras
 from kerasclf.config import Config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import CheckpointError, ConfigError
+from kerasclf.keras_private import producing_inputs
 from kerasclf.layers.augment import build_augmentation
 from kerasclf.layers.preprocessing import ImagePreprocess, LabelInfo
 from kerasclf.models.freeze import apply_trainable
@@ -53,22 +54,49 @@ def build_model(cfg: Config, info: DatasetInfo) -> keras.Model:
         std=info.std if mode == "standardize" else None,
         name="preprocess",
     )(inputs)
-    for layer in build_augmentation(cfg.augment, (height, width), seed=cfg.seed):
-        x = layer(x)
+    image = x
+    if info.task != "segmentation":  # segmentation moves image and mask together, in the fit model (layers/joint.py)
+        for layer in build_augmentation(cfg.augment, (height, width), seed=cfg.seed):
+            x = layer(x)
     target = _network_input_size(meta, (height, width), kwargs.get("image_size"))
     if target != (height, width):
         x = keras.layers.Resizing(*target, interpolation="bilinear", name="resize")(x)
-    embedding = keras.layers.Identity(name=EMBEDDING)(_call_builder(entry, x, kwargs))
-    head = HEADS.get(info.task).factory
-    outputs = head(embedding, info.num_classes, dropout=cfg.model.head_dropout, use_bias=meta.get("head_bias", True))
+    head = HEADS.get(info.task)
+    features = _call_builder(entry, x, kwargs)
+    if head.meta.get("spatial"):  # segmentation: the encoder's last feature map, not its pooled vector
+        features = last_feature_map(features, entry.name)
+    embedding = keras.layers.Identity(name=EMBEDDING)(features)
+    extra = {"image": image} if head.meta.get("spatial") else {}
+    outputs = head.factory(embedding, info.num_classes, dropout=cfg.model.head_dropout,
+                           use_bias=meta.get("head_bias", True), **extra)
+    # float32 like the head's softmax: a layer under a mixed policy would cast the probabilities
+    # back to 16 bits (Keras casts a layer's floating inputs to its compute dtype).
     outputs = LabelInfo(
-        class_names=info.class_names, source=info.source, image_size=[height, width], task=info.task, name="labels"
+        class_names=info.class_names, source=info.source, image_size=[height, width], task=info.task, name="labels",
+        dtype="float32",
     )(outputs)
     model = keras.Model(inputs, outputs, name=cfg.model.name)
     if _is_weights_file(cfg.model.weights) and not meta.get("pretrained"):
         load_full_weights(model, cfg.model.weights)
     apply_trainable(model, cfg.model.trainable)  # idempotent; callers may re-apply for the summary
     return model
+
+
+def last_feature_map(tensor, model_name):
+    """The last (B, h, w, F) tensor on the way to a builder's output: the input of its pooling
+    or flattening, found by walking the functional graph back (any registered backbone)."""
+    seen = tensor
+    while len(tensor.shape) != 4:
+        inputs = producing_inputs(tensor)
+        if len(inputs) != 1:
+            break
+        tensor = inputs[0]
+    if len(tensor.shape) != 4:
+        raise ConfigError(
+            f"Model '{model_name}' cannot be a segmentation encoder: no single path leads from its output "
+            f"{tuple(seen.shape)} back to a (batch, height, width, channels) feature map."
+        )
+    return tensor
 
 
 def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
@@ -91,7 +119,7 @@ def embedding_tensor(model: keras.Model) -> keras.KerasTensor:
 
 def embedding_model(model: keras.Model) -> keras.Model:
     """images -> the model's embedding, sharing the classifier's layers (a feature extractor)."""
-    return keras.Model(model.inputs, embedding_tensor(model), name=f"{model.name}_embedding")
+    return keras.Model(model.input, embedding_tensor(model), name=f"{model.name}_embedding")
 
 
 def is_checkpoint(weights):

@@ -172,6 +172,8 @@ def _embedding(x, widths, whitening, bn_momentum, bias_scale, logit_scale, bn_ep
     preprocessing="standardize",
     needs_data=True,
     head_bias=False,
+    bn_momentum_reason="airbench94 (Jordan 2024) uses BatchNorm momentum 0.6 in Keras's convention "
+    "(PyTorch 0.4): on its ~10-epoch schedule the moving statistics must follow the weights closely",
 )
 def airbench(
     x,

@@ -9,6 +9,7 @@ import os
 import keras
 
 from kerasclf.errors import ModelError, first_line
+from kerasclf.models.batchnorm import BN_MOMENTUM, set_momentum
 from kerasclf.models.pretrained import existing_file, pool, strict_load, weights_source
 from kerasclf.models.registry import register_model
 
@@ -41,9 +42,13 @@ def vgg16(x, weights=None, pooling="avg"):
     min_size=32,
     pretrained=True,
 )
-def resnet50(x, weights=None, pooling="avg"):
-    """pooling: avg | max | flatten of the last stage's features."""
-    backbone = _application("resnet50", keras.applications.ResNet50, x, weights)
+def resnet50(x, weights=None, pooling="avg", bn_momentum=BN_MOMENTUM):
+    """pooling: avg | max | flatten of the last stage's features.
+
+    bn_momentum: kerasclf's default (kerasclf.models.batchnorm; torchvision's ResNet-50 uses
+    the same rate) in place of keras.applications' 0.99. Epsilon stays the pretrained
+    weights' own (1.001e-5)."""
+    backbone = set_momentum(_application("resnet50", keras.applications.ResNet50, x, weights), bn_momentum)
     return pool(backbone(x), pooling)
 
 

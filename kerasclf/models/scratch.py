@@ -4,10 +4,12 @@ BatchNorm keys of the BN models: `bn_momentum` (Keras convention: the weight of 
 moving statistics, 0.9 = PyTorch's momentum 0.1) and `bn_epsilon`. Keras's own default,
 0.99, makes the moving statistics follow the weights so slowly that on short runs the
 validation accuracy (inference mode) lags the training accuracy by tens of points.
+The defaults are kerasclf.models.batchnorm's, shared by every registered BN model.
 """
 
 from keras import layers
 
+from kerasclf.models.batchnorm import BN_EPSILON, BN_MOMENTUM, bn_factory
 from kerasclf.models.registry import register_model
 
 
@@ -38,14 +40,14 @@ def cnn(
     batch_norm=False,
     dropout=0.0,
     conv_dropout=0.0,
-    bn_momentum=0.9,
-    bn_epsilon=1e-5,
+    bn_momentum=BN_MOMENTUM,
+    bn_epsilon=BN_EPSILON,
 ):
     """`dropout` applies after dense layers, `conv_dropout` after each pooling (grown per block).
 
     bn_momentum, bn_epsilon: BatchNormalization's (used with batch_norm=true).
     """
-    bn = _bn_factory(bn_momentum, bn_epsilon)
+    bn = bn_factory(bn_momentum, bn_epsilon)
     for b, f in enumerate(filters, start=1):
         for c in range(1, convs_per_block + 1):
             x = layers.Conv2D(f, 3, padding="same", use_bias=not batch_norm, name=f"conv{b}_{c}")(x)
@@ -64,16 +66,6 @@ def cnn(
         if dropout:
             x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     return x
-
-
-def _bn_factory(momentum, epsilon):
-    """name -> a BatchNormalization layer with the model's momentum and epsilon (checked once)."""
-    momentum, epsilon = float(momentum), float(epsilon)
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"bn_momentum must be in [0, 1) (Keras convention: 0.9 = PyTorch's 0.1), got {momentum}.")
-    if epsilon <= 0.0:
-        raise ValueError(f"bn_epsilon must be > 0, got {epsilon}.")
-    return lambda name: layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
 
 
 def _conv_bn(x, filters, name, bn, pool=False):
@@ -96,9 +88,9 @@ def _residual(x, filters, name, bn):
     description="ResNet-9 (Myrtle/DAWNBench CIFAR-10 net, ref 88.5% in 20 epochs)",
     preprocessing="standardize",
 )
-def resnet9(x, width=64, bn_momentum=0.9, bn_epsilon=1e-5):
+def resnet9(x, width=64, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON):
     w = width
-    bn = _bn_factory(bn_momentum, bn_epsilon)
+    bn = bn_factory(bn_momentum, bn_epsilon)
     x = _conv_bn(x, w, "prep", bn)
     x = _conv_bn(x, 2 * w, "layer1", bn, pool=True)
     x = _residual(x, 2 * w, "res1", bn)

@@ -11,7 +11,12 @@
   the previous fit stopped (Keras restarts them at 0 in every fit: the fine-tuning phase and
   a resumed run would draw over earlier steps), that records every epoch's summaries (see
   on_epoch_end), and whose event files are flushed at every epoch end so the resume state
-  can record how much of each file belongs to finished epochs.
+  can record how much of each file belongs to finished epochs. A study reads at a glance:
+  epoch scalars keep Keras's names (epoch_loss, epoch_accuracy, train and validation runs
+  overlaid) but at history.csv's epoch numbers (1..N, Keras writes 0..N-1); per-batch
+  scalars are under per_step/ (Keras's batch_* sorted first, before the epoch curves); the
+  epoch time and system figures are under system/ (not "epoch_epoch_seconds"); Keras's
+  evaluation_*_vs_iterations copies of the validation scalars are not written.
 """
 
 import csv
@@ -70,14 +75,35 @@ class HistoryCSV(keras.callbacks.Callback):
         write_text(self.path, history_text(self.rows))
 
 
+SYSTEM_KEYS = {"epoch_seconds": "seconds_per_epoch"}  # + sys_<name> -> system/<name>
+
+
 class ContinuingTensorBoard(keras.callbacks.TensorBoard):
-    def __init__(self, log_dir, start_batch=0, **kwargs):
+    def __init__(self, log_dir, start_batch=0, confusion_image=None, **kwargs):
+        """confusion_image: optional () -> uint8 (H, W, 3) image of the validation confusion
+        matrix, written at each epoch end as epoch_confusion_matrix in the validation run."""
         super().__init__(log_dir, **kwargs)
         self.start_batch = int(start_batch)
+        self.confusion_image = confusion_image
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         set_tensorboard_train_step(self, self.start_batch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, None)  # the graph and profiler: Keras's; the scalars: below
+        for name, value in (logs if isinstance(logs, dict) else {}).items():
+            self.summary.scalar(f"per_step/{name}", value, step=tensorboard_train_step(self))
+
+    def _log_epoch_metrics(self, epoch, logs):
+        """Keras's epoch scalars at step epoch + 1 (history.csv's numbering); system figures apart."""
+        logs = dict(logs or {})
+        system = {k: logs.pop(k) for k in list(logs) if k in SYSTEM_KEYS or k.startswith("sys_")}
+        super()._log_epoch_metrics(epoch + 1, logs)
+        if system:
+            with self._train_writer.as_default():
+                for name, value in system.items():
+                    self.summary.scalar(f"system/{SYSTEM_KEYS.get(name, name[4:])}", value, step=epoch + 1)
 
     # Keras leaves the last batch's `record_if(step % update_freq == 0)` in force when the epoch
     # ends, which silently drops the epoch summaries (and the validation ones) of every epoch
@@ -85,12 +111,14 @@ class ContinuingTensorBoard(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         with self.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
+            if self.confusion_image is not None:
+                with self._val_writer.as_default():  # self.summary: tf.summary (the callback needs TensorFlow)
+                    self.summary.image("epoch_confusion_matrix", self.confusion_image()[None], step=epoch + 1)
         for writer in tensorboard_writers(self):
             writer.flush()
 
     def on_test_end(self, logs=None):
-        with self.summary.record_if(True):
-            super().on_test_end(logs)
+        self._pop_writer()  # Keras also writes evaluation_*_vs_iterations here: the epoch_* scalars again
 
     @property
     def batches_done(self):

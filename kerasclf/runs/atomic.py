@@ -132,10 +132,13 @@ def _storage_error(exc, path):
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in _FULL:
+            previous = (f"the previous version of {Path(path).name!r} is intact" if Path(path).exists()
+                        else f"there was no earlier {Path(path).name!r}")
             return StorageError(
                 f"No space left on the disk (or quota) while writing {str(path)!r}. Nothing half-written was "
-                f"left and the previous version of {Path(path).name!r} is intact. Free space on that disk, or "
-                "set train.log_dir to another one, and run the command again."
+                f"left and {previous}. Free space on the disk that holds {str(Path(path).parent)!r}, or write "
+                "somewhere else (train.log_dir for a training run, --out for `kerasclf evaluate` and "
+                "`kerasclf data-report`), and run the command again."
             )
         exc = exc.__cause__ or exc.__context__
     return None

@@ -10,6 +10,7 @@ change.
 
 import contextlib
 import json
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -18,15 +19,17 @@ from pathlib import Path
 import keras
 
 from kerasclf.config import dump_config, from_dict, load_config, to_dict
-from kerasclf.errors import CheckpointError, ConfigError, RunInterrupted, StorageError
+from kerasclf.errors import CheckpointError, ConfigError, NonFiniteLoss, RunInterrupted, StorageError
 from kerasclf.runs.artefacts import ContinuingTensorBoard, HistoryCSV
 from kerasclf.runs.atomic import remove_stale_temps
 from kerasclf.runs.resume import ResumableEarlyStopping, ResumeCheckpoint, load_state, state_path
-from kerasclf.runs.rundir import lock_run_dir, make_run_dir
-from kerasclf.runs.stops import SIGNAL_NAMES, StopOnNonFinite, StopOnSignal, StopRequest, graceful_signals
+from kerasclf.runs.rundir import lock_run_dir, make_run_dir, unlock_run_dir
+from kerasclf.runs.stops import CAUSES, SIGNAL_NAMES, StopOnNonFinite, StopOnSignal, StopRequest, graceful_signals
 
 # --set keys a resume may change: they do not change what is trained.
-HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir")
+# The device layout may change between sessions: data.batch_size stays the global batch.
+HARMLESS_OVERRIDES = ("train.verbose", "train.evaluate_after", "data.data_dir", "train.distribute", "train.cpu_devices",
+                      "train.hosts", "train.process_id")
 # Schedules whose learning rate at step s does not depend on the total number of epochs.
 EXTENDABLE_SCHEDULES = ("constant", "step")
 TENSORBOARD_DIR = "tensorboard"
@@ -69,6 +72,7 @@ class Resume:
     state: object
     lock: object
     rewrite_config: bool = False
+    changes: list = None  # [{"key", "from", "to", "from_epoch"}]: what this resume changed (optim.lr)
 
 
 def open_resume(run_dir, overrides=(), data_dir=None):
@@ -84,17 +88,21 @@ def open_resume(run_dir, overrides=(), data_dir=None):
     cfg = load_config(config_path, overrides)
     if data_dir:
         cfg.data.data_dir = data_dir
+    diverged = _stopped(run_dir / "metrics.json", "non-finite loss")
+    lowered = diverged and cfg.optim.lr < saved.optim.lr  # the remedy the non-finite-loss stop names
     refused = [
         k for k in _changed(saved, cfg)
         if k not in HARMLESS_OVERRIDES and not (k == "train.epochs" and _may_extend(saved, cfg))
+        and not (k == "optim.lr" and lowered)
     ]
     if refused:
         raise ConfigError(
             f"--resume continues the experiment in {str(run_dir)!r} as its config.yaml defines it; --set of "
             f"{', '.join(refused)} would change that experiment and is refused. With --resume you may set "
-            f"{', '.join(HARMLESS_OVERRIDES)}, and raise train.epochs when optim.schedule is "
-            f"{' or '.join(EXTENDABLE_SCHEDULES)} and there is no fine-tuning phase. For anything else start "
-            f"a new run: kerasclf train --config {config_path} --set ..."
+            f"{', '.join(HARMLESS_OVERRIDES)}, raise train.epochs when optim.schedule is "
+            f"{' or '.join(EXTENDABLE_SCHEDULES)} and there is no fine-tuning phase, and lower optim.lr after "
+            f"a stop on a non-finite loss{'' if diverged else ' (this run did not stop on one)'}. For anything "
+            f"else start a new run: kerasclf train --config {config_path} --set ..."
         )
     lock = lock_run_dir(run_dir)
     state = load_state(run_dir)
@@ -115,14 +123,23 @@ def open_resume(run_dir, overrides=(), data_dir=None):
                 f"(allowed when optim.schedule is {' or '.join(EXTENDABLE_SCHEDULES)} and there is no "
                 "fine-tuning phase)."
             )
-    return Resume(run_dir, cfg, state, lock, rewrite_config=cfg.train.epochs != saved.train.epochs)
+    changes = []
+    if cfg.optim.lr != saved.optim.lr:
+        start = state.next_epoch if state is not None else 0
+        changes.append({"key": "optim.lr", "from": saved.optim.lr, "to": cfg.optim.lr, "from_epoch": start + 1})
+    return Resume(run_dir, cfg, state, lock, rewrite_config=bool(changes) or cfg.train.epochs != saved.train.epochs,
+                  changes=changes)
 
 
-def _stopped(metrics_path):
+def _stopped(metrics_path, why=None):
+    """Whether the run's metrics.json says it stopped early (for `why`, e.g. "non-finite loss", that reason)."""
     try:
-        return json.loads(Path(metrics_path).read_text()).get("stopped") is not None
+        stopped = json.loads(Path(metrics_path).read_text()).get("stopped")
     except ValueError:
-        return True
+        return why is None
+    except OSError:
+        return False
+    return stopped is not None if why is None else stopped == why
 
 
 def event_files(run_dir):
@@ -151,13 +168,26 @@ def trim_event_files(run_dir, valid):
                 f.truncate(valid[rel])
 
 
+def _discard_new_run_dir(run_dir, lock):
+    """Remove a run folder this process just made, before anything of the run was written in it."""
+    unlock_run_dir(lock)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 class RunKeeper:
     def __init__(self, cfg, model, feeder, resume=None):
         self.cfg, self.model, self.feeder = cfg, model, feeder
         if resume is None:
             self.run_dir = make_run_dir(cfg.train.log_dir, cfg.name, cfg.data.source, cfg.model.name, cfg.train.run_name)
             self.lock = lock_run_dir(self.run_dir)
-            dump_config(cfg, self.run_dir / "config.yaml")
+            try:
+                dump_config(cfg, self.run_dir / "config.yaml")
+            except OSError as exc:  # a full disk: no run folder holding only .lock is left behind
+                _discard_new_run_dir(self.run_dir, self.lock)
+                raise StorageError(
+                    f"The run folder {str(self.run_dir)!r} could not be started ({exc.strerror or exc}); it was "
+                    "removed again. Free space on that disk, or set train.log_dir to a folder on another disk."
+                ) from None
             state = None
         else:
             self.run_dir, self.lock, state = resume.run_dir, resume.lock, resume.state
@@ -172,6 +202,9 @@ class RunKeeper:
         self.tensorboard_batches = int(meta.get("tensorboard_batches", 0))
         self.wall_before = float(meta.get("wall_seconds", 0.0))
         self.sessions = int(meta.get("sessions", 0)) + 1
+        # what resumes changed (a lowered optim.lr after a non-finite loss), kept in the state and metrics.json
+        self.resume_changes = list(getattr(resume, "changes", None) or [])
+        self.changes = list(meta.get("changes", [])) + self.resume_changes
         self.history = HistoryCSV(self.run_dir / "history.csv", meta.get("history", []))
         if resume is not None:
             self.history.write()  # drops rows of an epoch that finished after the state was saved
@@ -211,6 +244,7 @@ class RunKeeper:
             "tensorboard_files": event_files(self.run_dir),
             "wall_seconds": self.wall_seconds(),
             "sessions": self.sessions,
+            "changes": self.changes,
             "config": to_dict(self.cfg),
         }
 
@@ -228,7 +262,11 @@ class RunKeeper:
         state, self.state = self.state, None
         if not fit_model.optimizer.built:
             fit_model.optimizer.build(fit_model.trainable_variables)
+        rate = getattr(fit_model.optimizer, "_learning_rate", None)  # a variable when the schedule is a constant
+        built = keras.ops.convert_to_numpy(rate) if isinstance(rate, keras.Variable) else None
         state.restore(self.model, fit_model.optimizer, self.feeder.seed_generators(), with_optimizer=state.phase == phase)
+        if built is not None and any(c["key"] == "optim.lr" for c in self.resume_changes):
+            rate.assign(built)  # the lowered rate this resume asked for, not the saved one
 
     # --- stopping
     @contextlib.contextmanager
@@ -242,21 +280,46 @@ class RunKeeper:
                     raise self._interrupted(signal.SIGINT) from None
                 if isinstance(exc, StorageError):
                     raise StorageError(f"{exc} Then continue this run with: {resume_command(self.run_dir)}") from None
+                if isinstance(exc, NonFiniteLoss) and not getattr(exc, "remedy_said", False):
+                    raise self._diverged(exc) from None
                 raise
+
+    def _diverged(self, exc):
+        """The non-finite-loss stop with what is true of this run now: which checkpoints exist,
+        and the resume command that lowers the learning rate (open_resume allows it)."""
+        text = str(exc).replace(CAUSES, "").strip()
+        lower = f"{resume_command(self.run_dir)} --set optim.lr={self.cfg.optim.lr / 10:g}"
+        kept = [name for name in ("last.keras", "best.keras") if (self.run_dir / name).is_file()]
+        if self.next_epoch == 0:
+            done = ("No epoch finished, so no checkpoint was written; start it again from epoch 1 with a lower "
+                    f"learning rate: {lower}")
+        else:
+            done = (f"The {self.next_epoch} finished epoch(s) are saved in {self.run_dir}"
+                    f"{' (' + ', '.join(kept) + ')' if kept else ''}; continue from epoch {self.next_epoch + 1} "
+                    f"with a lower learning rate (recorded in metrics.json and history.csv): {lower}")
+        error = NonFiniteLoss(f"{text} {done}. {CAUSES}", self.run_dir)
+        error.remedy_said = True
+        return error
 
     def _close_tensorboard(self):
         """A fit that raised never reaches TensorBoard's on_train_end: flush and close its files now,
         so nothing of the stopped epoch is appended after a resume has trimmed them."""
         if self._tensorboard is not None:
-            self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            try:
+                self._tensorboard.on_train_end()  # what fit would have called: pops and closes its writers
+            except IndexError:  # fit raised before on_train_begin opened them: nothing to close, and the
+                pass  # error that stopped the run must reach the user, not this one
 
     def _interrupted(self, signum):
-        return RunInterrupted(
-            f"Training stopped by {SIGNAL_NAMES.get(signum, signum)} in epoch {self._epoch + 1}; "
-            f"{self.next_epoch} finished epoch(s) are saved in {self.run_dir} (the stopped epoch will run "
-            f"again from its start). Continue with:\n  {resume_command(self.run_dir)}",
-            signum, self.run_dir,
-        )
+        name = SIGNAL_NAMES.get(signum, signum)
+        if self.next_epoch > self._epoch:  # the signal came at the end of an epoch that was saved
+            where = (f"Training stopped by {name} after epoch {self._epoch + 1} finished; {self.next_epoch} finished "
+                     f"epoch(s) are saved in {self.run_dir} (nothing is lost: the run continues with epoch "
+                     f"{self.next_epoch + 1}).")
+        else:
+            where = (f"Training stopped by {name} in epoch {self._epoch + 1}; {self.next_epoch} finished epoch(s) are "
+                     f"saved in {self.run_dir} (the stopped epoch will run again from its start).")
+        return RunInterrupted(f"{where} Continue with:\n  {resume_command(self.run_dir)}", signum, self.run_dir)
 
 
 class _EpochTracker(keras.callbacks.Callback):

@@ -37,7 +37,10 @@ def state_path(run_dir):
 
 
 def _numpy(variable):
-    array = np.asarray(keras.ops.convert_to_numpy(variable.value))
+    try:
+        array = np.asarray(keras.ops.convert_to_numpy(variable.value))
+    except ValueError:  # a tf.distribute variable read outside its replicas: Variable.numpy() reads it
+        array = np.asarray(variable.numpy())
     return array.astype(np.float32) if array.dtype.kind not in "biufc" else array  # bfloat16 -> float32
 
 

@@ -25,7 +25,10 @@ class StopOnNonFinite(keras.callbacks.Callback):
     """keras.callbacks.TerminateOnNaN's check, raising NonFiniteLoss that names epoch and step.
 
     The batch `loss` Keras reports is the epoch's running mean, so it turns NaN/Inf at the
-    first bad batch (with train.steps_per_execution > 1: the first bad group of batches).
+    first bad batch. With train.steps_per_execution = N > 1, Keras runs N batches in one call
+    and reports once after them (`on_train_batch_begin` gets the group's first step,
+    `on_train_batch_end` its last): the message then names the group, since which of its
+    steps went bad first is not known outside the compiled call.
     Put it first in the callback list, so no epoch-end callback sees the bad epoch.
     """
 
@@ -33,12 +36,22 @@ class StopOnNonFinite(keras.callbacks.Callback):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.epoch = 0
+        self.first_step = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.first_step = batch
+
     def on_train_batch_end(self, batch, logs=None):
-        self._check((logs or {}).get("loss"), f"step {batch + 1} of {self.steps_per_epoch}")
+        last = min(batch, self.steps_per_epoch - 1) if self.steps_per_epoch else batch
+        if last > self.first_step:
+            where = (f"in steps {self.first_step + 1}-{last + 1} of {self.steps_per_epoch} (one call of "
+                     "train.steps_per_execution steps: which of them went bad first is not known)")
+        else:
+            where = f"step {last + 1} of {self.steps_per_epoch}"
+        self._check((logs or {}).get("loss"), where)
 
     def on_epoch_end(self, epoch, logs=None):
         self._check((logs or {}).get("loss"), "the end of the epoch")
@@ -51,12 +64,15 @@ class StopOnNonFinite(keras.callbacks.Callback):
             return
         raise NonFiniteLoss(
             f"The training loss became {value} at epoch {self.epoch + 1}, {where}; training stopped there. "
-            "The run keeps the checkpoints of the epochs before it (last.keras, best.keras) and can be "
-            "resumed from them. Usual causes: a learning rate too high for this model and batch size "
-            "(lower optim.lr, add optim.warmup_epochs or optim.clipnorm); inputs that are not what the "
-            "model expects (check the data); mixed_float16 overflowing (try train.mixed_precision="
-            "mixed_bfloat16 or null)."
+            f"{CAUSES}"
         )
+
+
+CAUSES = (
+    "Usual causes: a learning rate too high for this model and batch size (lower optim.lr, add "
+    "optim.warmup_epochs or optim.clipnorm); inputs that are not what the model expects (check the "
+    "data); mixed_float16 overflowing (try train.mixed_precision=mixed_bfloat16 or null)."
+)
 
 
 class StopRequest:

@@ -6,11 +6,38 @@ file created and removed. Nothing is left behind, and the folder itself is not c
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from kerasclf.console import display
-from kerasclf.errors import ConfigError
+from kerasclf.errors import ConfigError, StorageError
+
+# Below this much free space a run cannot be expected to write its first checkpoint.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def _nearest_existing(path):
+    probe = Path(path).expanduser()
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return probe
+
+
+def check_free_space(path, what, need=MIN_FREE_BYTES):
+    """Refuse, before any data is read, a folder whose disk is (nearly) full: a run would build
+    data and model first and then fail on its first file."""
+    probe = _nearest_existing(path)
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return
+    if free < need:
+        raise StorageError(
+            f"The disk that holds {what} {display(path)!r} is full ({free / 2**20:.0f} MiB free; a run needs at "
+            f"least {need / 2**20:.0f} MiB for its checkpoints and logs). Free space there, or set {what} to a "
+            "folder on another disk."
+        )
 
 
 def unwritable_reason(path):

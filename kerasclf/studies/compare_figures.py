@@ -6,13 +6,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.plotting import new_figure, read_history, save_figure
-
-
-def _epochs(columns):
-    length = len(next(iter(columns.values())))
-    # history.csv numbers epochs from 1 already (kerasclf.runs.artefacts.history_text)
-    return columns["epoch"] if "epoch" in columns else np.arange(1, length + 1)
+from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure
 
 
 def _colours(n):
@@ -22,9 +16,11 @@ def _colours(n):
 
 def plot_overlaid_curves(runs, labels, out_dir):
     """compare_accuracy.png (validation accuracy, or train accuracy for runs without validation)
-    and compare_loss.png (validation solid, train dashed); returns the paths written."""
-    histories = [(label, read_history(r.history_csv)) for r, label in zip(runs, labels) if r.history_csv]
-    histories = [(label, cols) for label, cols in histories if cols]
+    and compare_loss.png (validation solid, train dashed), each run's best epoch starred on its
+    validation curve; returns the paths written."""
+    histories = [(label, read_history(r.history_csv), r.metrics.get("best_epoch"))
+                 for r, label in zip(runs, labels) if r.history_csv]
+    histories = [(label, cols, best) for label, cols, best in histories if cols]
     if not histories:
         return []
     colours = _colours(len(histories))
@@ -36,8 +32,8 @@ def plot_overlaid_curves(runs, labels, out_dir):
     ):
         fig = new_figure(7.5, 4.6)
         ax = fig.add_subplot()
-        drawn = False
-        for (label, cols), colour in zip(histories, colours):
+        drawn = starred = False
+        for (label, cols, best), colour in zip(histories, colours):
             keys = [(k, style) for k, style in series if k in cols and np.isfinite(cols[k]).any()]
             if name == "accuracy" and not keys and "accuracy" in cols:
                 keys = [("accuracy", ":")]  # no validation split: its training accuracy, dotted
@@ -45,8 +41,14 @@ def plot_overlaid_curves(runs, labels, out_dir):
             for i, (key, style) in enumerate(keys):
                 y = cols[key]
                 ok = np.isfinite(y)
-                ax.plot(_epochs(cols)[ok], y[ok], style, color=colour, marker="o", markersize=3,
+                epochs = history_epochs(cols)
+                ax.plot(epochs[ok], y[ok], style, color=colour, marker="o", markersize=3,
                         label=label if i == 0 else None)
+                at = np.flatnonzero(ok & (epochs == best)) if best else []
+                if len(at) and key.startswith("val_"):  # the checkpoint's epoch, on its validation curve
+                    ax.plot(epochs[at], y[at], linestyle="none", marker="*", markersize=13, color=colour,
+                            markeredgecolor="black", zorder=3, label="best epoch (checkpoint)" if not starred else None)
+                    starred = True
                 drawn = True
         if not drawn:
             continue

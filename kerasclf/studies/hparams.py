@@ -18,11 +18,15 @@ from kerasclf.studies.runs import flatten
 
 METRICS = (
     ("best_val_accuracy", "best validation accuracy"),
-    ("test_accuracy", "test accuracy"),
-    ("wall_seconds", "wall time (s)"),
-    ("seconds_per_epoch", "seconds per epoch"),
+    ("test_accuracy", "test accuracy (shown, not for choosing)"),
+    ("wall_seconds", "training wall time (s)"),
+    ("first_epoch_seconds", "first epoch, with compiling (s)"),
+    ("steady_seconds_per_epoch", "steady seconds per epoch"),
     ("params_trainable", "trainable parameters"),
 )
+# The sessions' single-point metric scalars under one tag group, after the runs' epoch_* curves
+# in TensorBoard's scalar list (each bare tag would be a group of its own).
+TAG_PREFIX = "hparams/"
 
 
 def available():
@@ -87,13 +91,14 @@ def write_hparams(runs, labels, keys, out_dir):
         kinds = {type(v) for v in domain_values}
         domain = hp.Discrete(domain_values) if len(kinds) == 1 else None  # mixed types: no domain
         params.append(hp.HParam(key, domain))
-    metrics = [hp.Metric(tag, display_name=name) for tag, name in METRICS]
+    metrics = [hp.Metric(TAG_PREFIX + tag, display_name=name) for tag, name in METRICS]
     _write(out, [hp.hparams_config_pb(hparams=params, metrics=metrics)])
     by_name = {p.name: p for p in params}
     for run, label, run_values in zip(runs, labels, values):
         if run.state != "finished":
             continue
         summaries = [hp.hparams_pb({by_name[k]: v for k, v in run_values.items()}, trial_id=label)]
-        summaries += [scalar_pb(tag, float(run.metrics[tag])) for tag, _ in METRICS if run.metrics.get(tag) is not None]
+        summaries += [scalar_pb(TAG_PREFIX + tag, float(run.metrics[tag])) for tag, _ in METRICS
+                      if run.metrics.get(tag) is not None]
         _write(out / label, summaries, step=int(run.metrics.get("epochs_run") or 0))
     return str(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kerasclf.config import parse_yaml
+from kerasclf.config import parse_yaml, without_retired_keys
 from kerasclf.errors import ConfigError
 
 RUN_MARKERS = ("metrics.json", "config.yaml", "error.txt")  # any one: a run (finished, unfinished or failed)
@@ -72,7 +72,7 @@ def load_run(path, name=None):
     config = {}
     if (path / "config.yaml").is_file():
         try:
-            config = parse_yaml((path / "config.yaml").read_text(encoding="utf-8")) or {}
+            config = without_retired_keys(parse_yaml((path / "config.yaml").read_text(encoding="utf-8")) or {})
         except (UnicodeDecodeError, yaml.YAMLError):
             config = {}
     error = ""

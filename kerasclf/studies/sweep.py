@@ -9,7 +9,7 @@ Each run is its own `python -m kerasclf.cli train` process. Why not in-process: 
 global state between runs (the mixed-precision policy, the random seed, compiled functions,
 memory held by the backend), a crash or out-of-memory in one run must not end the others,
 and processes give --parallel for free. The cost is the process start (importing
-TensorFlow), measured in the README.
+TensorFlow), measured in docs/performance.md.
 
 Re-running the same command skips the finished runs (metrics.json present, valid and not
 interrupted) and re-does the others; a finished run whose config differs from the plan is an
@@ -33,7 +33,15 @@ from pathlib import Path
 import yaml
 
 import kerasclf
-from kerasclf.config import apply_overrides, from_dict, parse_yaml, read_config_file, read_yaml_mapping, to_dict
+from kerasclf.config import (
+    apply_overrides,
+    from_dict,
+    parse_yaml,
+    read_config_file,
+    read_yaml_mapping,
+    to_dict,
+    without_retired_keys,
+)
 from kerasclf.errors import ConfigError, did_you_mean
 from kerasclf.studies.compare import IGNORED_KEYS, write_comparison
 from kerasclf.studies.runs import ERROR_FILE, flatten, read_metrics, run_state
@@ -41,6 +49,7 @@ from kerasclf.studies.runs import ERROR_FILE, flatten, read_metrics, run_state
 RESERVED_KEYS = ("train.log_dir", "train.run_name")  # the sweep sets these for every run
 STUDY_FILE_KEYS = ("name", "config", "base", "set", "grid", "runs")
 LOG_FILE = "train.log"
+EPOCH_LINE = re.compile(r"^Epoch \d+/\d+: ")  # training/progress.EpochLine, the child's console (not a terminal)
 
 
 @dataclass
@@ -258,7 +267,7 @@ def _config_differences(run_dir, expected):
         written = parse_yaml((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return ["config.yaml unreadable"]
-    a, b = flatten(written), flatten(expected)
+    a, b = flatten(without_retired_keys(written)), flatten(expected)
     return [f"{k}: {a.get(k)!r} there, {b.get(k)!r} planned" for k in sorted(set(a) | set(b))
             if k not in IGNORED_KEYS and a.get(k) != b.get(k)]
 
@@ -315,6 +324,8 @@ def error_summary(log_text, returncode):
 class _Runner:
     """Runs points as child processes, `parallel` at a time; stops them all on Ctrl-C."""
 
+    poll_seconds = 1.0
+
     def __init__(self, plan, parallel, echo):
         self.plan, self.parallel, self.echo = plan, parallel, echo
         self.procs, self.lock, self.stopping = set(), threading.Lock(), False
@@ -330,7 +341,7 @@ class _Runner:
                                     stdin=subprocess.DEVNULL, env=_child_env())
             with self.lock:
                 self.procs.add(proc)
-            returncode = proc.wait()
+            returncode = self._follow(proc, log_path, point.name)
             with self.lock:
                 self.procs.discard(proc)
         seconds = time.perf_counter() - started
@@ -347,6 +358,24 @@ class _Runner:
             )
             return point, "failed", error, seconds
         return point, "finished", "", seconds
+
+    def _follow(self, proc, log_path, name):
+        """Wait for the run's process, echoing each epoch line of its log as "<run>: Epoch i/n: ..."."""
+        position = 0
+        while True:
+            returncode = proc.poll()
+            with open(log_path, "rb") as f:
+                f.seek(position)
+                data = f.read()
+            if returncode is None:
+                data = data[: data.rfind(b"\n") + 1]  # whole lines only while the run writes
+            position += len(data)
+            for line in data.decode("utf-8", "replace").splitlines():
+                if EPOCH_LINE.match(line):
+                    self.echo(f"  {name}: {line.strip()}")
+            if returncode is not None:
+                return returncode
+            time.sleep(self.poll_seconds)
 
     def stop(self):
         with self.lock:
@@ -378,11 +407,18 @@ class _Runner:
 
 
 def _progress_line(plan, point, state, error, seconds, i, n):
-    head = f"[{i}/{n}] {point.name}: {state} in {seconds:.0f} s"
+    """The run's result; "process N s" is the whole child process (start, data, training,
+    evaluation), "training N s" metrics.json's wall_seconds (the epochs, compiling included)."""
+    head = f"[{i}/{n}] {point.name}: {state}, process {seconds:.0f} s"
     if state != "finished":
         return f"{head} -- {error} (see {plan.study_dir / point.name / ERROR_FILE})"
     m = read_metrics(plan.study_dir / point.name) or {}
-    parts = [f"{k} {100 * m[k]:.2f}%" for k in ("best_val_accuracy", "test_accuracy") if m.get(k) is not None]
+    names = {"best_val_accuracy": "best val acc", "test_accuracy": "test acc"}
+    parts = [f"{names[k]} {100 * m[k]:.2f}%" for k in names if m.get(k) is not None]
+    if m.get("wall_seconds") is not None:
+        parts.append(f"training {m['wall_seconds']:.1f} s")
+    if m.get("steady_seconds_per_epoch") is not None:
+        parts.append(f"steady {m['steady_seconds_per_epoch']:.2f} s/epoch after a first epoch of {m['first_epoch_seconds']:.1f} s")
     return head + (f" -- {', '.join(parts)}" if parts else "")
 
 

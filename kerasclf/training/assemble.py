@@ -9,14 +9,16 @@ import keras
 
 from kerasclf.checkpoint import transfer_from_checkpoint
 from kerasclf.config import Config
-from kerasclf.console import import_tensorflow_quietly
+from kerasclf.console import Stage, import_tensorflow_quietly
 from kerasclf.data import build_dataset
+from kerasclf.data.provenance import resume_dataset
 from kerasclf.models import build_model, is_checkpoint
 from kerasclf.models.data_init import init_from_data
 from kerasclf.models.freeze import apply_trainable
 from kerasclf.registry import MODELS
-from kerasclf.runs.writable import check_writable
+from kerasclf.runs.writable import check_free_space, check_writable
 from kerasclf.training.determinism import enable_determinism
+from kerasclf.training.feeding import preflight
 
 
 @dataclass
@@ -31,18 +33,25 @@ def setup_backend(cfg):
     if cfg.train.deterministic:  # first: XLA reads its flags when the backend starts
         enable_determinism()
     keras.utils.set_random_seed(cfg.seed)
-    if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy(cfg.train.mixed_precision)
+    # Always set: the policy is process-wide, and a run after a mixed-precision run in the
+    # same process must not inherit it.
+    keras.mixed_precision.set_global_policy(cfg.train.mixed_precision or "float32")
 
 
-def prepare(cfg: Config) -> Prepared:
-    """Build data and model (no training)."""
+def prepare(cfg: Config, recorded_splits: dict | None = None) -> Prepared:
+    """Build data and model (no training). `recorded_splits` (a resumed run's splits.json):
+    train, validate and test on exactly those images (kerasclf.data.provenance.resume_dataset)."""
 
     check_writable(cfg.train.log_dir, "train.log_dir", "Set train.log_dir (--set train.log_dir=DIR) to a folder you can write to.")
+    check_free_space(cfg.train.log_dir, "train.log_dir")  # a full disk: said now, not after data and model are built
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     setup_backend(cfg)
     data = build_dataset(cfg.data, cfg.seed)
-    model = build_model(cfg, data.info)
+    if recorded_splits is not None:
+        data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
+    preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too
+    with Stage(f"building the model {cfg.model.name}"):
+        model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):
         transfer_from_checkpoint(model, cfg.model.weights)
     _init_from_data(cfg, model, data)

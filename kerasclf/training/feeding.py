@@ -13,6 +13,7 @@ from kerasclf.data.sampler import build_sampler
 from kerasclf.errors import ConfigError
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
 from kerasclf.training.callbacks import EpochClock
+from kerasclf.training.gradient_flow import check_backend
 from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, table_bytes
 
 # Above this many bytes of uint8 images, "auto" keeps data on the host.
@@ -85,13 +86,33 @@ class ResidentFeeder(_EpochOrdered):
         )
 
 
-def choose_feeder(cfg, data, one_hot_labels, mixing):
-    setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
-    if setting is True and data.streamed:
+def preflight(cfg, data):
+    """The refusals of training's set-up that need the built data (or the Keras backend) but not
+    a feeder, a compiled model or a run directory: run by assemble.prepare, so `--dry-run`
+    refuses what the real run would refuse after data loading."""
+    if cfg.train.data_on_device is True and data.streamed:
         raise ConfigError(
             "train.data_on_device=true copies every image to the accelerator, but the data is streamed from "
             "disk (data.stream): set data.stream=false to decode it into memory, or train.data_on_device=auto."
         )
+    if data.streamed and (cfg.augment.mixup or cfg.augment.cutmix) and keras.backend.backend() != "tensorflow":
+        raise ConfigError(
+            "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
+            "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
+        )
+    if cfg.train.gradient_flow_every:
+        check_backend()
+    build_sampler(cfg.data, data.train.y, cfg.seed)  # P larger than the training split's class count
+
+
+def choose_feeder(cfg, data, one_hot_labels, mixing):
+    if data.info.task == "segmentation":  # (image, mask) pairs from the host, augmented together in the step
+        from kerasclf.training.segmentation import SegmentationFeeder  # imports this module: here, not at the top
+
+        return SegmentationFeeder(data, cfg.data.batch_size, cfg.seed, cfg.data.shuffle_buffer, cfg.augment,
+                                  deterministic=cfg.train.deterministic)
+    preflight(cfg, data)  # prepare() ran it already; cheap, and this function may be called on its own
+    setting = cfg.train.data_on_device  # true | false | auto, and true without mixing (kerasclf.config)
     if setting == "auto":
         setting = (
             mixing is None

@@ -47,6 +47,17 @@ def _tensorflow_gradient(loss):
 GRADIENT_BUILDERS = {"jax": _jax_gradient, "tensorflow": _tensorflow_gradient}
 
 
+def check_backend():
+    """The Keras backend, when gradient flow can be probed on it (else a ConfigError)."""
+    backend = keras.backend.backend()
+    if backend not in GRADIENT_BUILDERS:
+        raise ConfigError(
+            f"train.gradient_flow_every works on the {' and '.join(GRADIENT_BUILDERS)} backends, not "
+            f"{backend!r}: set KERAS_BACKEND, or train.gradient_flow_every=0."
+        )
+    return backend
+
+
 class GradientProbe:
     """probe(x, y) -> {id(variable): numpy gradient} of loss_fn(y, model(x, training=True)).
 
@@ -55,12 +66,7 @@ class GradientProbe:
     """
 
     def __init__(self, model, loss_fn):
-        backend = keras.backend.backend()
-        if backend not in GRADIENT_BUILDERS:
-            raise ConfigError(
-                f"train.gradient_flow_every works on the {' and '.join(GRADIENT_BUILDERS)} backends, not "
-                f"{backend!r}: set KERAS_BACKEND, or train.gradient_flow_every=0."
-            )
+        backend = check_backend()
         self.model, self.loss_fn = model, loss_fn
         self._gradient = GRADIENT_BUILDERS[backend](self._loss)
 
@@ -163,7 +169,9 @@ class GradientFlow(keras.callbacks.Callback):
 
     def probe(self, epoch):
         stats = layer_gradient_stats(self.probe_model, self.gradients(self.x, self.y))
-        self.history.append((epoch, stats))
+        # the figures' numbers only: the raw gradients (as large as the model; 68 MB an epoch
+        # for the Dogs vs Cats CNN) go to TensorBoard below and are not kept
+        self.history.append((epoch, [{k: v for k, v in s.items() if k != "values"} for s in stats]))
         self.out_dir.mkdir(parents=True, exist_ok=True)
         when = "initial weights" if epoch == 0 else f"after epoch {epoch}"
         plot_gradient_flow(stats, self.out_dir / f"epoch_{epoch:03d}.png",

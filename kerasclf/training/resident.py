@@ -3,7 +3,7 @@
 `fit` is fed only int32 *indices*; a `TakeRows` layer holding the images as a
 non-trainable uint8 variable gathers each batch inside the compiled step, and the model's
 own augmentation layers run right after. So no images cross from host to device after the
-first copy, and the same code runs on JAX, TensorFlow and PyTorch (no tf.data needed).
+first copy, and the same code runs on JAX and TensorFlow (no tf.data needed; PyTorch untested).
 
 Train, validation and test images share one table (concatenated) so Keras's validation
 and evaluation loops use the same index model; checkpoints save the inner model only.

@@ -1,5 +1,9 @@
 """Dogs vs Cats: Microsoft's public PetImages pool (Cat / Dog folders, about 25,000 JPEGs).
 
+Two layouts are read from <data cache>/cats-vs-dogs/: Microsoft's `PetImages/Cat/N.jpg` and
+`PetImages/Dog/N.jpg` (what the download extracts), or Kaggle's flat `train/cat.N.jpg` and
+`train/dog.N.jpg` (the competition's train.zip, extracted), labelled by the file-name prefix.
+
 The pool holds empty files, files that are not JPEGs, and JPEGs that do not decode. They
 are skipped, counted, and listed (path and reason) in `skipped.tsv` in the cache; the run
 names that file (a warning, and `skipped_files` in the dry-run summary and metrics.json).
@@ -102,6 +106,36 @@ def _scan(images):
     return paths, np.asarray(labels, np.int32)
 
 
+def _kaggle_files(train):
+    """{class name: files} of Kaggle's flat layout: train/cat.N.jpg, train/dog.N.jpg."""
+    found = {name: [] for name, _ in CLASSES}
+    if train.is_dir():
+        for p in train.iterdir():
+            prefix = p.name.split(".", 1)[0].lower()
+            if prefix in found and p.is_file():
+                found[prefix].append(p)
+    return found
+
+
+def _scan_kaggle(train):
+    paths, labels = [], []
+    for label, (name, _) in enumerate(CLASSES):
+        files = sorted(_kaggle_files(train)[name], key=lambda p: (len(p.name), p.name))  # cat.0.jpg, ..., cat.10.jpg
+        paths += [str(p) for p in files]
+        labels += [label] * len(files)
+    return paths, np.asarray(labels, np.int32)
+
+
+def _find_images(root):
+    """(scan function, folder) of the copy in root: PetImages/, else Kaggle's train/, else None."""
+    if (root / "PetImages").is_dir():
+        return _scan, root / "PetImages"
+    kaggle = _kaggle_files(root / "train")
+    if all(kaggle.values()):
+        return _scan_kaggle, root / "train"
+    return None
+
+
 def _read_skipped(listing):
     with open(listing, newline="") as f:
         return {row["path"]: row["reason"] for row in csv.DictReader(f, delimiter="\t")}
@@ -119,20 +153,20 @@ def _write_skipped(listing, root, bad):
 
 @register_dataset(
     "cats-vs-dogs",
-    description="Dogs vs Cats (Microsoft PetImages), 2 classes, one pool: split with data.test_fraction "
+    description="Dogs vs Cats (Microsoft PetImages, or Kaggle's train/cat.N.jpg), 2 classes, one pool: split with data.test_fraction "
     "(downloads 787 MB once; broken files skipped and listed)",
 )
 def load_cats_vs_dogs(cfg, cache_dir):
     root = Path(cache_dir) / FOLDER
-    images = root / "PetImages"
     size = tuple(cfg.image_size or DEFAULT_SIZE)
-    if not images.is_dir():
+    if _find_images(root) is None:
         archive = fetch(URL, cache_dir, ARCHIVE, sha256=SHA256, what=f"cats-vs-dogs ({ARCHIVE})")
         root.mkdir(parents=True, exist_ok=True)
         broken = (zipfile.BadZipFile, OSError, ValueError, EOFError)
         with readable_download(archive, URL, "Dogs vs Cats archive", broken):
             _extract(archive, root)
-    paths, labels = _scan(images)
+    scan, images = _find_images(root)
+    paths, labels = scan(images)
     listing = root / "skipped.tsv"
     if listing.is_file():
         skipped = {str(root / p): reason for p, reason in _read_skipped(listing).items()}

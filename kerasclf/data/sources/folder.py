@@ -17,12 +17,13 @@ What is refused or said, rather than done silently:
 - File and folder names that are not UTF-8 are read (bytes to TensorFlow, escapes in messages).
 """
 
+import logging
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from kerasclf.console import display
+from kerasclf.console import Stage, display
 from kerasclf.data.files import FileImages, choose_stream
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
@@ -30,6 +31,7 @@ from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
 
+log = logging.getLogger("kerasclf")
 _SPLIT_DIRS = {"train": ("train",), "val": ("val", "valid", "validation"), "test": ("test",)}
 
 
@@ -52,6 +54,22 @@ def _find_layout(root):
                 layout[split] = root / name
                 break
     return layout if "train" in layout else {"train": root}
+
+
+def _say_layout(root, layout):
+    """Name the split folders found, and which splits are carved instead (a log message)."""
+    if set(layout) == {"train"} and layout["train"] == root:
+        return
+    found = ", ".join(f"{display(d.name)}/ as the {split} split" for split, d in layout.items())
+    carved = [
+        f"{split} is carved from {display(layout['train'].name)}/ by data.{split}_fraction"
+        for split in ("test", "val") if split not in layout
+    ]
+    used = [f"data.{split}_fraction does not apply" for split in ("val", "test") if split in layout]
+    log.info(
+        "Data folder %s: read %s%s%s.", display(root), found,
+        f"; {', '.join(used)}" if used else "", f"; {'; '.join(carved)}" if carved else "",
+    )
 
 
 def _scan(split_dir, class_dirs):
@@ -112,16 +130,19 @@ def _drop_classes(splits, class_dirs, present, layout):
     return out, [display(class_dirs[c]) for c in present]
 
 
-def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None):
+def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None,
+                cache=None):
     """RawDataset of the folder, decoded into memory; or, when `stream` says so (data.stream:
     true, or "auto" with the decoded images above `memory_fraction` of the available memory),
-    FileImages splits left on disk for build_dataset to stream (kerasclf.data.files)."""
+    FileImages splits left on disk for build_dataset to stream (kerasclf.data.files). `cache`:
+    the data cache folder, where decoded images are kept for the next run (kerasclf.data.decoded)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
             f"Data folder {display(root)!r} does not exist. Use folder:/path/to/root with root/<class>/*.jpg."
         )
     layout = _find_layout(root)
+    _say_layout(root, layout)
     class_dirs = [d.name for d in _class_dirs(layout["train"])]
     if not class_dirs:
         raise DataError(
@@ -129,7 +150,8 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
             f"{display(layout['train'])}/<class_name>/<image files> (JPEG, PNG, BMP or GIF)."
         )
     _check_split_classes(layout, set(class_dirs))
-    scanned = {split: _scan(d, class_dirs) for split, d in layout.items()}
+    with Stage(f"listing the image files of {display(root)}"):
+        scanned = {split: _scan(d, class_dirs) for split, d in layout.items()}
     train_paths, train_labels = scanned["train"]
     if not train_paths:
         raise DataError(
@@ -153,7 +175,7 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
     for split, (paths, labels) in scanned.items():
         if not paths:
             continue
-        x, kept = decode_files(paths, image_size, resize)
+        x, kept = decode_files(paths, image_size, resize, cache=cache)
         if not kept:
             raise DataError(
                 f"None of the {len(paths)} image files under {display(layout[split])!r} could be read; "

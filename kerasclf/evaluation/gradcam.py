@@ -1,0 +1,87 @@
+"""Grad-CAM (Selvaraju et al., 2017) on the misclassified gallery: where the model looked.
+
+The class-activation map of the predicted class on the model's last convolutional feature
+map (the last layer before the embedding whose output is (N, H, W, C) with H, W > 1):
+feature maps weighted by the spatial mean of the score's gradient, ReLU, scaled to 0..1 per
+image and resized to the image. Needs gradients through an intermediate tensor, taken here
+with TensorFlow's GradientTape; other backends, and models without a feature map (an MLP, a
+ViT's token sequence), get no Grad-CAM gallery.
+"""
+
+import numpy as np
+
+from kerasclf.evaluation.figures import WRONG, _image_grid, _to_display
+from kerasclf.evaluation.metrics import misclassified_indices
+
+SKIPPED_LAYERS = ("image", "preprocess", "resize")  # 4-D too, but before the network
+
+
+def feature_map_layer(model):
+    """Name of the last layer before `embedding` with a spatial output, or None."""
+    from kerasclf.models.heads import EMBEDDING
+
+    found = None
+    for layer in model.layers:
+        if layer.name == EMBEDDING:
+            break
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if (shape is not None and len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1
+                and layer.name not in SKIPPED_LAYERS and not layer.name.startswith("aug_")):
+            found = layer.name
+    return found
+
+
+def grad_cam(model, images, classes, layer_name=None, batch_size=64):
+    """(N, H, W) maps in [0, 1] for `classes` (one per image), or None when not available."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    layer_name = layer_name or feature_map_layer(model)
+    if layer_name is None:
+        return None
+    grad_model = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
+    height, width = np.asarray(images).shape[1:3]
+    maps = []
+    for start in range(0, len(images), batch_size):
+        x = tf.convert_to_tensor(np.asarray(images[start:start + batch_size]))
+        target = tf.convert_to_tensor(np.asarray(classes[start:start + batch_size]), tf.int32)
+        with tf.GradientTape() as tape:
+            fmap, probs = grad_model(x, training=False)
+            score = tf.gather(probs, target, axis=1, batch_dims=1)
+        grads = tape.gradient(score, fmap)
+        weights = tf.reduce_mean(grads, axis=(1, 2))
+        cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", fmap, weights))
+        cam = tf.image.resize(cam[..., None], (height, width), method="bilinear")[..., 0].numpy()
+        top = cam.max(axis=(1, 2), keepdims=True)
+        maps.append(np.divide(cam, top, out=np.zeros_like(cam), where=top > 0))
+    return np.concatenate(maps) if maps else None
+
+
+def plot_gradcam_gallery(model, images, y_true, y_prob, class_names, path, max_images=24):
+    """The most confident mistakes with the predicted class's Grad-CAM over them; None when
+    there is no mistake or no map (see the module docstring)."""
+    from matplotlib import colormaps
+
+    y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
+    y_pred = y_prob.argmax(axis=1)
+    shown = misclassified_indices(y_true, y_pred, y_prob)[:max_images]
+    if not len(shown):
+        return None
+    chosen = np.stack([np.asarray(images[int(i)]) for i in shown])
+    cams = grad_cam(model, chosen, y_pred[shown])
+    if cams is None:
+        return None
+    heat = colormaps["jet"](cams)[..., :3] * 255
+    overlays = []
+    for image, h in zip(chosen, heat):
+        base = _to_display(image).astype(np.float64)
+        base = np.repeat(base[..., None], 3, axis=-1) if base.ndim == 2 else base
+        overlays.append((0.55 * base + 0.45 * h).astype(np.uint8))
+    names = [str(c) for c in class_names]
+    titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in shown]
+    return _image_grid(overlays, titles, [WRONG] * len(shown), path,
+                       f"Grad-CAM of the predicted class on the misclassified images ({feature_map_layer(model)})")

@@ -1,0 +1,51 @@
+"""kerasclf's BatchNorm default, shared by every registered model with BatchNorm.
+
+BN_MOMENTUM is in Keras's convention (the weight of the old moving statistics): 0.9 moves
+them 10% of the way to each batch's statistics, PyTorch's momentum 0.1, which the reference
+course reports trained with. Keras's own default, 0.99, moves them 1% a step: on short runs
+(the Dogs vs Cats study has about 25 steps an epoch) the moving statistics used at inference
+lag the weights so far that validation accuracy sits tens of points under training accuracy,
+or at 50% (every image one class) on two classes.
+
+A builder with BatchNorm takes `bn_momentum` (and, where it builds the layers itself,
+`bn_epsilon`) with these defaults. A model whose source says otherwise registers the reason
+(`bn_momentum_reason`, e.g. airbench94's 0.6); tests/test_batchnorm.py checks every registry
+entry against this.
+"""
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5  # PyTorch's default, as in the reference reports
+
+
+def bn_factory(momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
+    """name -> a BatchNormalization layer with the model's momentum and epsilon (checked once)."""
+    from keras import layers
+
+    momentum, epsilon = check_momentum(momentum), float(epsilon)
+    if epsilon <= 0.0:
+        raise ValueError(f"bn_epsilon must be > 0, got {epsilon}.")
+    return lambda name: layers.BatchNormalization(momentum=momentum, epsilon=epsilon, name=name)
+
+
+def check_momentum(momentum):
+    momentum = float(momentum)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in [0, 1) (Keras convention: 0.9 = PyTorch's 0.1), got {momentum}.")
+    return momentum
+
+
+def batchnorm_layers(model):
+    """Every BatchNormalization layer in `model`, nested models included."""
+    import keras
+
+    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def set_momentum(model, momentum):
+    """Set the momentum of every BatchNorm layer of a model built elsewhere (keras.applications
+    builds them with Keras's 0.99); the pretrained weights are unchanged."""
+    momentum = check_momentum(momentum)
+    for layer in batchnorm_layers(model):
+        layer.momentum = momentum
+    return model
