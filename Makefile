@@ -87,6 +87,14 @@ $(eval $(call experiment,catsdogs-cnn-adam,configs/catsdogs/cnn_adam.yaml))
 $(eval $(call experiment,catsdogs-cnn-sgd-bs1,configs/catsdogs/cnn_sgd_bs1.yaml))
 $(eval $(call experiment,catsdogs-cnn-sgd-bs64,configs/catsdogs/cnn_sgd_bs64.yaml))
 $(eval $(call experiment,catsdogs-cnn-momentum,configs/catsdogs/cnn_momentum.yaml))
+# Real ImageNet weights offline (docs/pretrained-weights.md); data in ../realdata (see the configs)
+$(eval $(call experiment,catsdogs-effnet-head,configs/catsdogs/effnet_lite0_head.yaml))
+$(eval $(call experiment,catsdogs-effnet-last2,configs/catsdogs/effnet_lite0_last2.yaml))
+$(eval $(call experiment,catsdogs-effnet-last5,configs/catsdogs/effnet_lite0_last5.yaml))
+$(eval $(call experiment,catsdogs-effnet-full,configs/catsdogs/effnet_lite0_full.yaml))
+$(eval $(call experiment,catsdogs-effnet-scratch,configs/catsdogs/effnet_lite0_scratch.yaml))
+$(eval $(call experiment,flowers-mobilenet-head,configs/flowers/mobilenet_v2_adam_head.yaml))
+$(eval $(call experiment,cifar-effnet-head,configs/cifar10/effnet_lite0_head.yaml))
 
 # --- Studies: a sweep of runs into logs/<study>/, then comparison.md / .csv and overlaid curves.
 # `make <target> ARGS="--set train.epochs=3 --parallel 2"`; re-running finishes only missing runs.
@@ -101,6 +109,9 @@ $(eval $(call study,catsdogs-batch-sweep,configs/studies/catsdogs_batch_sweep.ya
 $(eval $(call study,catsdogs-betas-sweep,configs/studies/catsdogs_betas_sweep.yaml))
 $(eval $(call study,cifar-optimizers,configs/studies/cifar_optimizers.yaml))
 $(eval $(call study,cifar-resnet18-grid,configs/studies/cifar_resnet18_grid.yaml))
+$(eval $(call study,catsdogs-effnet-transfer,configs/studies/catsdogs_effnet_transfer.yaml))
+$(eval $(call study,flowers-mobilenet-grid,configs/studies/flowers_mobilenet_grid.yaml))
+$(eval $(call study,cifar-effnet-transfer,configs/studies/cifar_effnet_transfer.yaml))
 
 # Pascal VOC 2012 (downloads 2 GB once; see docs/voc.md): multi-label classification and segmentation
 $(eval $(call experiment,voc-resnet50,configs/voc/resnet50.yaml))

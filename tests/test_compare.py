@@ -6,6 +6,9 @@ import json
 
 import pytest
 
+from kerasclf.plotting import history_epochs, read_history
+from kerasclf.runs.artefacts import history_text
+
 TINY = ["data.source=synthetic", "train.epochs=2", "train.verbose=0", "train.evaluate_after=false"]
 
 
@@ -176,3 +179,11 @@ def test_compare_real_runs_of_different_models(cli, tmp_path):
         assert float(row["wall_seconds"]) == pytest.approx(m["wall_seconds"])
     assert rows["mlp"]["model.units"] == "[32]" and rows["cnn"]["model.units"] == ""
     assert "Table:" in result.stdout and (tmp_path / "cmp" / "compare_accuracy.png").stat().st_size > 10_000
+
+
+def test_overlaid_curves_number_epochs_as_history_csv_does(tmp_path):
+    """history.csv counts epochs from 1 (like the console and best_epoch): the figure's x values
+    must be those numbers, not shifted by one more."""
+    path = tmp_path / "history.csv"
+    path.write_text(history_text([{"epoch": e, "val_accuracy": 0.5} for e in range(3)]))
+    assert list(history_epochs(read_history(path))) == [1, 2, 3]

