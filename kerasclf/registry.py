@@ -271,4 +271,5 @@ REPORT_SECTIONS = Registry(
     builtin_modules=("kerasclf.evaluation.sections",),
 )
 # How a run spreads over devices and hosts (train.distribute): one engine per entry.
-DISTRIBUTIONS = Registry("distribution", ConfigError, builtin_modules=("kerasclf.training.distribute",))
+DISTRIBUTIONS = Registry("distribution", ConfigError, builtin_modules=("kerasclf.training.distribute",), imports_keras=False,
+                         decorators=("register_distribution", "DISTRIBUTIONS.register"))

@@ -163,7 +163,15 @@ def sklearn_mean_iou():
     return jaccard_score(Y_TRUE, Y_PRED, average="macro", zero_division=0)
 
 
+# Scores of the 4 images: image 3 (class c, predicted b) has the highest loss, -ln 0.2.
+Y_PROB = np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.1, 0.7, 0.2], [0.2, 0.6, 0.2]])
+
 SHOWS = {
+    "augmented_batch": lambda text: "![augmented training images](aug.png)" in text,
+    "gradient_flow": lambda text: "[gradient flow epoch 0](gradient_flow_epoch_0.png)" in text
+    and "![gradient flow, last](gradient_flow_epoch_4.png)" in text,
+    "most_confused": lambda text: "| c | b | 1 | 100.0% |" in text,  # c's one image, called b
+    "top_losses": lambda text: f"| 1 | `c.jpg` | c | b | 0.700 | 0.200 | {-np.log(0.2):.3f} |" in text,
     "multilabel_summary": lambda text: dense_shown(text, "mAP", sklearn_map()),
     "segmentation_summary": lambda text: dense_shown(text, "mean IoU", sklearn_mean_iou()),
     # class a: its one image labelled and scored right, so every figure is 1 (AP included)
@@ -194,8 +202,11 @@ def test_every_report_section_shows_its_facts(name, tmp_path):
     elif task == "segmentation":
         summary = metrics = {**segmentation_metrics(confusion_counts(Y_TRUE, Y_PRED, 3), NAMES), "size": 1,
                              "void_pixels": 0}
+    run = {**RUN, "augmented_batch": str(tmp_path / "aug.png"),
+           "gradient_flow_figures": [str(tmp_path / f"gradient_flow_epoch_{e}.png") for e in (0, 4)]}
+    arrays = {"y_true": Y_TRUE, "y_prob": Y_PROB, "paths": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]}
     ctx = ReportContext(out=tmp_path, title="t", split="test", summary=summary, metrics=metrics,
-                        figures=[("fig", tmp_path / "x.png")], run=RUN, task=task)
+                        figures=[("fig", tmp_path / "x.png")], run=run, task=task, arrays=arrays)
     lines = REPORT_SECTIONS.get(name).factory(ctx)
     assert all(isinstance(line, str) for line in lines)
     assert SHOWS[name]("\n".join(lines)), "\n".join(lines)

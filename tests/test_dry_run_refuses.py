@@ -14,10 +14,36 @@ from conftest import REPO_ROOT, assert_user_error
 PACKAGE = REPO_ROOT / "kerasclf"
 IN_PREPARE = "needs the built data or model; raised inside assemble.prepare, which --dry-run runs"
 NOT_CONFIG = "about the command line or a run directory, not a config value; raised before any data is read"
+FEATURES = "predict / features / svm / zeroshot: command options, files and models named on the command line, not a config"
+DEVICES = ("needs the device count of the started engine, which --dry-run does not start (a gap: the refusal comes "
+           "after data loading)")
 DEFENCE = "repeats a config-pass check for callers that build sections without load_config"
 
 # "module:function" -> why this raise cannot sit in the validation pass.
 ALLOWED = {
+    "kerasclf/cli.py:_sweep": NOT_CONFIG + " (--slurm options without --launcher slurm)",
+    "kerasclf/features/extract.py:_from_registry": FEATURES,
+    "kerasclf/features/extract.py:extract_features": FEATURES,
+    "kerasclf/features/extract.py:extractor_and_data": FEATURES,
+    "kerasclf/features/imagenet.py:imagenet_names": FEATURES + " (KerasHub's ImageNet names must be installed)",
+    "kerasclf/features/imagenet.py:load_mapping": FEATURES + " (a mapping file given on the command line)",
+    "kerasclf/features/predict.py:predict_files": FEATURES,
+    "kerasclf/features/zeroshot.py:default_mapping": FEATURES,
+    "kerasclf/features/zeroshot.py:imagenet_classifier": FEATURES,
+    "kerasclf/models/__init__.py:last_feature_map": "a segmentation encoder must end in a feature map, known only "
+                                                    "from the built builder's output; " + IN_PREPARE,
+    "kerasclf/studies/slurm.py:parse_slurm_options": NOT_CONFIG + " (sbatch options)",
+    "kerasclf/studies/slurm.py:run_task": NOT_CONFIG + " (an array task's index and the study's tasks.json)",
+    "kerasclf/studies/slurm.py:submit": "sbatch's own refusal, known only when the script is submitted",
+    "kerasclf/training/distribute.py:Distribution.local_config": "whether TensorFlow is installed for a "
+                                                                 "multi-process run's input; refused by the config pass first",
+    "kerasclf/training/distribute.py:_multi_worker": "TF_CONFIG from the environment of each worker; the engine is "
+                                                     "refused by the config pass for now (Keras bug)",
+    "kerasclf/training/distribute.py:check_global_batch": DEVICES,
+    "kerasclf/training/distribute.py:check_split_sizes": DEVICES + " and the built splits",
+    "kerasclf/training/distribute.py:split_cpu": "TensorFlow's devices may already run in this process (an "
+                                                 "in-process caller); a fresh `kerasclf train` never hits it",
+    "kerasclf/training/lr_find.py:lr_find": "lr-find's own options (steps, rates) against the data it loaded",
     "kerasclf/cli.py:_train": NOT_CONFIG + " (--resume with --config)",
     "kerasclf/data/files.py:choose_stream": "needs to know whether TensorFlow is installed and, for auto, "
                                             "the folder's image count; " + IN_PREPARE,

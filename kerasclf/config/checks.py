@@ -341,7 +341,7 @@ def _distribution_fits(cfg):
                 f"0..{len(cfg.train.hosts) - 1}: set train.process_id or one of {', '.join(PROCESS_ID_VARIABLES)}; "
                 f"got {pid}."
             )
-    entry = DISTRIBUTIONS.get(name)
+    entry = DISTRIBUTIONS.lookup(name, params=False)[0]  # read from source: no engine is imported here
     if entry.meta.get("unusable"):
         raise ConfigError(entry.meta["unusable"])
     if len(cfg.train.hosts) > 1 and entry.meta.get("unusable_with_hosts"):

@@ -92,7 +92,8 @@ def check_fits_in_memory(num_images, image_size, what):
     counted: the decoded images plus the per-channel statistics' working memory, which is
     bounded (a chunk at a time: kerasclf.data.splits.channel_sums), not another copy."""
     height, width = image_size
-    need = int(num_images) * int(height) * int(width) * 3 + STATS_WORKING_FACTOR * STATS_CHUNK_BYTES
+    images = int(num_images) * int(height) * int(width) * 3
+    need = images + STATS_WORKING_FACTOR * min(STATS_CHUNK_BYTES, images)  # a chunk is at most all the images
     available = psutil.virtual_memory().available
     if need > available / 2:
         raise DataError(

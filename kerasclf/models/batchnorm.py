@@ -13,6 +13,8 @@ A builder with BatchNorm takes `bn_momentum` (and, where it builds the layers it
 entry against this.
 """
 
+from kerasclf.keras_private import sublayers
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5  # PyTorch's default, as in the reference reports
 
@@ -38,8 +40,7 @@ def batchnorm_layers(model):
     """Every BatchNormalization layer in `model`, nested models included."""
     import keras
 
-    return [layer for layer in model._flatten_layers(include_self=True, recursive=True)
-            if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in [model, *sublayers(model)] if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def set_momentum(model, momentum):

@@ -122,29 +122,23 @@ def _mirrored(cfg):
 # step it MEAN-reduces the first input batch across workers to read its shapes, and after each step
 # it reduces the scalar logs with a concatenation along axis 0; both fail on every model (seen with a
 # 2-process localhost cluster and a bare keras.Sequential, TensorFlow 2.21). The engine stays
-# registered, and the validation pass refuses it with this message (`unusable`), until a Keras release
+# registered, and the validation pass refuses it with the message of `unusable`, until a Keras release
 # trains under it: tests/test_distribute.py runs a bare Keras cluster and fails when one does.
-KERAS_MULTI_WORKER_BUG = (
-    "train.distribute=multi-worker is not usable with this Keras: Keras 3's TensorFlow trainer fails under "
-    "tf.distribute.MultiWorkerMirroredStrategy (it reduces the first batch and the per-step logs across workers "
-    "with ops that fail for every model). For several hosts use the JAX backend: KERAS_BACKEND=jax with "
-    "train.distribute=data-parallel and train.hosts (docs/distributed.md); on one machine, "
-    "train.distribute=mirrored."
-)
 
 
 # A multi-process keras.distribution run shards tf.data input per process and needs each batch's
 # size known statically, which kerasclf's pipeline does not give yet (its last batch is partial):
 # seen on a 2-process localhost run. The validation pass refuses train.hosts with this until then.
-KERAS_MULTI_PROCESS_GAP = (
-    "train.hosts (a multi-process data-parallel run) is not supported yet: Keras shards tf.data input per process "
-    "only for batches of a static size, and kerasclf's input pipeline still ends an epoch with a partial batch. "
-    "On one host, train.distribute=data-parallel uses every local device (docs/distributed.md)."
-)
 
 
 @register_distribution("multi-worker", description="tf.distribute.MultiWorkerMirroredStrategy over TF_CONFIG's cluster",
-                       backend="tensorflow", unusable=KERAS_MULTI_WORKER_BUG)
+                       backend="tensorflow", unusable=(
+    "train.distribute=multi-worker is not usable with this Keras: Keras 3's TensorFlow trainer fails under "
+    "tf.distribute.MultiWorkerMirroredStrategy (it reduces the first batch and the per-step logs across workers "
+    "with ops that fail for every model). For several hosts use the JAX backend: KERAS_BACKEND=jax with "
+    "train.distribute=data-parallel and train.hosts (docs/distributed.md); on one machine, "
+    "train.distribute=mirrored."
+))
 def _multi_worker(cfg):
     raw = os.environ.get("TF_CONFIG")
     if not raw:
@@ -169,7 +163,11 @@ def _multi_worker(cfg):
 
 
 @register_distribution("data-parallel", description="keras.distribution.DataParallel: every device of every process",
-                       backend="jax", unusable_with_hosts=KERAS_MULTI_PROCESS_GAP)
+                       backend="jax", unusable_with_hosts=(
+    "train.hosts (a multi-process data-parallel run) is not supported yet: Keras shards tf.data input per process "
+    "only for batches of a static size, and kerasclf's input pipeline still ends an epoch with a partial batch. "
+    "On one host, train.distribute=data-parallel uses every local device (docs/distributed.md)."
+))
 def _data_parallel(cfg):
     import keras
 

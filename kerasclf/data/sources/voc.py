@@ -208,20 +208,40 @@ def _load(cfg, cache_dir, year, task):
         raise DataError(f"The Pascal VOC files in {root} are not readable ({type(exc).__name__}: {exc}).") from None
 
 
-# data.voc_difficult / data.voc_truncated (multi-label only): what a flagged object does
-MULTILABEL_OPTIONS = {
-    "options": {
+# Four registrations written out: config validation reads names and options from this source
+# without importing it (kerasclf.registry.read_entries), so they must be literals.
+# data.voc_difficult / data.voc_truncated (multi-label only): what a flagged object does.
+@register_dataset(
+    "voc2012", task="multilabel", description="Pascal VOC 2012, multi-label, 20 classes (downloads 2 GB once)",
+    options={
         "voc_difficult": ("exclude", "objects flagged difficult: exclude (set no label; VOC's rule) or include"),
         "voc_truncated": ("include", "objects flagged truncated: include (default) or exclude"),
     },
-    "choices": {"voc_difficult": ("exclude", "include"), "voc_truncated": ("include", "exclude")},
-}
+    choices={"voc_difficult": ("exclude", "include"), "voc_truncated": ("include", "exclude")},
+)
+def voc2012(cfg, cache_dir):
+    return _load(cfg, cache_dir, "2012", "multilabel")
 
-for _year in ("2012", "2007"):
-    for _task, _suffix, _what in (("multilabel", "", "multi-label, 20 classes"),
-                                  ("segmentation", "-seg", "per-pixel, 21 classes with background, 255 = void")):
-        register_dataset(
-            f"voc{_year}{_suffix}", task=_task,
-            description=f"Pascal VOC {_year}, {_what} (downloads {'2 GB' if _year == '2012' else '900 MB'} once)",
-            **(MULTILABEL_OPTIONS if _task == "multilabel" else {}),
-        )(lambda cfg, cache_dir, year=_year, task=_task: _load(cfg, cache_dir, year, task))
+
+@register_dataset(
+    "voc2007", task="multilabel", description="Pascal VOC 2007, multi-label, 20 classes (downloads 900 MB once)",
+    options={
+        "voc_difficult": ("exclude", "objects flagged difficult: exclude (set no label; VOC's rule) or include"),
+        "voc_truncated": ("include", "objects flagged truncated: include (default) or exclude"),
+    },
+    choices={"voc_difficult": ("exclude", "include"), "voc_truncated": ("include", "exclude")},
+)
+def voc2007(cfg, cache_dir):
+    return _load(cfg, cache_dir, "2007", "multilabel")
+
+
+@register_dataset("voc2012-seg", task="segmentation",
+                  description="Pascal VOC 2012, per-pixel, 21 classes with background, 255 = void (downloads 2 GB once)")
+def voc2012_seg(cfg, cache_dir):
+    return _load(cfg, cache_dir, "2012", "segmentation")
+
+
+@register_dataset("voc2007-seg", task="segmentation",
+                  description="Pascal VOC 2007, per-pixel, 21 classes with background, 255 = void (downloads 900 MB once)")
+def voc2007_seg(cfg, cache_dir):
+    return _load(cfg, cache_dir, "2007", "segmentation")
