@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 
 # glog/absl line prefix: severity letter, date, time, thread id, file:line]
@@ -163,7 +164,6 @@ class _DropRetracing:
 def quiet_tensorflow_retracing():
     """Drop the retracing warning from TensorFlow's Python logger (once per process; TensorFlow
     reuses the logger named "tensorflow", so it need not be imported yet)."""
-    import logging
 
     logger = logging.getLogger("tensorflow")
     if not any(isinstance(f, _DropRetracing) for f in logger.filters):
@@ -195,9 +195,6 @@ class Stage:
         self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def __enter__(self):
-        import logging
-        import time
-
         self.started = time.perf_counter()
         if self.quiet:
             self.terminal = False
@@ -223,8 +220,6 @@ class Stage:
             self._draw()
 
     def __exit__(self, exc_type, exc, tb):
-        import time
-
         if self.terminal:
             seconds = time.perf_counter() - self.started
             self.stream.write(f"\r\033[K{self.text[:1].upper() + self.text[1:]}: "

@@ -32,7 +32,7 @@ from kerasclf.errors import ConfigError, DataError, KerasclfError, ModelError, d
 @dataclass(frozen=True)
 class Entry:
     name: str
-    factory: Callable
+    factory: Any  # the callable; None for an entry read from source (Registry.lookup) before loading
     description: str
     meta: dict
 

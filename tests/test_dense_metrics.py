@@ -109,13 +109,13 @@ def test_multilabel_report_and_no_prediction_in_the_grid(tmp_path, monkeypatch):
     from kerasclf.evaluation.dense_report import label_text, write_multilabel_report
 
     grids = []
-    real_grid = figures._image_grid
+    real_grid = figures.image_grid
 
     def spy(images, titles, colors, path, suptitle):
         grids.append(titles)
         return real_grid(images, titles, colors, path, suptitle)
 
-    monkeypatch.setattr(figures, "_image_grid", spy)
+    monkeypatch.setattr(figures, "image_grid", spy)
 
     y_true, y_prob = _multilabel_arrays(n=12)
     y_prob[0] = 0.1  # nothing passes the threshold

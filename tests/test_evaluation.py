@@ -210,7 +210,7 @@ def test_prediction_grid_shows_every_class_of_a_class_ordered_split(tmp_path, mo
     """A folder's test split is in class order: the grid draws across the classes, not the
     first 36 images (which on Dogs vs Cats were all cats)."""
     shown = []
-    monkeypatch.setattr(figures, "_image_grid", lambda images, titles, colors, path, title: shown.extend(titles) or path)
+    monkeypatch.setattr(figures, "image_grid", lambda images, titles, colors, path, title: shown.extend(titles) or path)
     y_true = np.array([0] * 50 + [1] * 50 + [2] * 3)
     figures.plot_prediction_grid(make_images(103, 3), y_true, y_true, ["cat", "dog", "fox"], tmp_path / "g.png")
     assert len(shown) == 36

@@ -15,7 +15,7 @@ from kerasclf.config.coerce import coerce
 from kerasclf.config.constraints import FOLDER_PREFIX
 from kerasclf.config.schema import Config, ModelConfig
 from kerasclf.errors import ConfigError, did_you_mean
-from kerasclf.registry import DATASETS, DISTRIBUTIONS, LOSSES, MODELS
+from kerasclf.registry import DATASETS, DISTRIBUTIONS, HEADS, LOSSES, MODELS
 
 
 def validate(cfg: Config) -> None:
@@ -229,7 +229,6 @@ def _task_rules(cfg):
     task = data_task(cfg.data)
     serves = LOSSES.get(cfg.loss.name).meta.get("task", "multiclass")
     if serves != task:
-        from kerasclf.registry import HEADS
 
         fitting = [e.name for e in LOSSES.entries() if e.meta.get("task", "multiclass") == task]
         raise ConfigError(

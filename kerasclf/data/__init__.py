@@ -4,6 +4,7 @@
 names and the train split's per-channel statistics.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -110,9 +111,7 @@ def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False)
 
 def random_split(split, fraction, seed, what="data.val_fraction", class_names=None):
     """(rest, carved): a seeded random `fraction` carved out (for labels that are not one class)."""
-    import math
 
-    import numpy as np
 
     n = len(split)
     n_carved = math.ceil(fraction * n)
@@ -126,7 +125,6 @@ def _fit_labels(y, size, task, policy):
     """Segmentation masks follow their images to `size` (nearest; padding is void); other labels stay."""
     if task != "segmentation" or y.shape[1:3] == tuple(size):
         return y
-    import numpy as np
 
     return np.stack([fit_mask(m, size, policy) for m in y])
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -72,7 +73,6 @@ def store(path, stamp, x, kept, skipped=()):
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        import shutil
 
         if shutil.disk_usage(path.parent).free < 2 * x.nbytes + 2**28:
             log.info("not caching the decoded images: too little free space in %s", display(path.parent))

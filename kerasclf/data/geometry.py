@@ -120,8 +120,6 @@ VOID = 255  # the "ignore" label of segmentation masks (Pascal VOC's void)
 
 def fit_mask(mask, size, policy="crop"):
     """A (H, W) class-index mask fitted to size=(height, width) with the geometry images get (nearest; pad = 255)."""
-    import numpy as np
-    from PIL import Image
 
     dst_h, dst_w = size
     new_h, new_w, top, left = fit_geometry(mask.shape[0], mask.shape[1], dst_h, dst_w, policy)

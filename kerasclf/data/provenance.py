@@ -10,9 +10,11 @@ run's own data rebuilds the split from config.yaml and compares:
 - a recorded file missing or changed, or a built-in data set that gives other pixels: refused.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,8 +166,6 @@ def resume_dataset(dataset, record, seed):
     images between train and val nor change the schedule's step count. Files added since are
     left out with a warning; a class set that changed, or a recorded file missing or changed,
     is refused. The train split's channel statistics are recomputed from the recorded split."""
-    import dataclasses
-    import warnings
 
     classes = list(dataset.info.class_names)
     if classes != list(record["classes"]):

@@ -15,6 +15,15 @@ the true pixels); overall pixel accuracy.
 """
 
 import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    hamming_loss,
+    jaccard_score,
+    precision_score,
+    recall_score,
+)
 
 IGNORE = 255
 
@@ -24,16 +33,6 @@ def _nan_to_none(values):
 
 
 def multilabel_metrics(y_true, y_prob, class_names, threshold=0.5):
-    from sklearn.metrics import (
-        accuracy_score,
-        average_precision_score,
-        f1_score,
-        hamming_loss,
-        jaccard_score,
-        precision_score,
-        recall_score,
-    )
-
     y_true = np.asarray(y_true).astype(np.int32)
     y_prob = np.asarray(y_prob, dtype=np.float64)
     y_pred = (y_prob >= threshold).astype(np.int32)

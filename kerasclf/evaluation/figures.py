@@ -5,8 +5,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
-from sklearn.metrics import ConfusionMatrixDisplay
+from sklearn.metrics import ConfusionMatrixDisplay, average_precision_score, precision_recall_curve
 
 from kerasclf.data.sources.voc import voc_palette
 from kerasclf.evaluation.metrics import misclassified_indices, sample_across_classes
@@ -152,7 +153,7 @@ def plot_reliability(calib, path, title="Reliability diagram"):
 
 # --- image galleries --------------------------------------------------------------------
 
-def _to_display(image):
+def to_display(image):
     """uint8 HxW or HxWx3 for imshow; floats in [0, 1] are scaled, 1 channel squeezed."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
@@ -165,7 +166,7 @@ def _to_display(image):
     return image
 
 
-def _image_grid(images, titles, colors, path, suptitle):
+def image_grid(images, titles, colors, path, suptitle):
     """Square-ish grid of images, each with its own coloured title."""
     count = len(images)
     cols = max(1, math.ceil(math.sqrt(count)))
@@ -181,7 +182,7 @@ def _image_grid(images, titles, colors, path, suptitle):
     for ax in axes:
         ax.axis("off")
     for ax, image, text, color in zip(axes, images, titles, colors):
-        image = _to_display(image)
+        image = to_display(image)
         ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255,
                   interpolation="nearest")
         ax.set_title(text, color=color, fontsize=7.5)
@@ -210,7 +211,7 @@ def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=3
     names = [str(c) for c in class_names]
     titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in idx]
     colors = [RIGHT if y_pred[i] == y_true[i] else WRONG for i in idx]
-    return _image_grid([images[i] for i in idx], titles, colors, path, title)
+    return image_grid([images[i] for i in idx], titles, colors, path, title)
 
 
 def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, max_images=36, paths=None):
@@ -231,7 +232,7 @@ def plot_misclassified(images, y_true, y_pred, class_names, path, y_prob=None, m
     suptitle = f"Misclassified: pred (true) — {len(shown)} of {len(wrong)}"
     if y_prob is not None:
         suptitle += ", most confident first"
-    return _image_grid([images[i] for i in shown], titles, [WRONG] * len(shown), path, suptitle)
+    return image_grid([images[i] for i in shown], titles, [WRONG] * len(shown), path, suptitle)
 
 
 def _short_name(path, width=22):
@@ -341,12 +342,11 @@ def plot_multilabel_grid(images, y_true, y_prob, class_names, path, threshold=0.
         shown = ", ".join(names[c] for c in pred) if len(pred) else "no prediction"
         titles.append(f"{shown}\n({', '.join(names[c] for c in true) or 'none'})")
         colors.append(RIGHT if set(pred) == set(true) else WRONG)
-    return _image_grid([images[i] for i in idx], titles, colors, path, f"{title}, threshold {threshold:g}")
+    return image_grid([images[i] for i in idx], titles, colors, path, f"{title}, threshold {threshold:g}")
 
 
 def plot_pr_curves(y_true, y_prob, class_names, path):
     """Precision-recall curve of every class with a positive image, its AP in the legend."""
-    from sklearn.metrics import average_precision_score, precision_recall_curve
 
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     fig = new_figure(7, 5.5)
@@ -370,7 +370,6 @@ def palette_image(mask):
 
 def plot_segmentation_samples(images, y_true, y_pred, class_names, path, max_images=8):
     """Rows of image | true mask | predicted mask (VOC palette), with a colour legend."""
-    from matplotlib.patches import Patch
 
     count = min(len(images), max_images)
     if count == 0:
@@ -382,7 +381,7 @@ def plot_segmentation_samples(images, y_true, y_pred, class_names, path, max_ima
         acc = (np.asarray(y_pred[row])[right] == np.asarray(y_true[row])[right]).mean() if right.any() else float("nan")
         for col, (image, text) in enumerate(((images[row], "image"), (palette_image(y_true[row]), "true"),
                                              (palette_image(y_pred[row]), f"predicted ({acc:.0%} of pixels)"))):
-            axes[row, col].imshow(_to_display(image), interpolation="nearest")
+            axes[row, col].imshow(to_display(image), interpolation="nearest")
             axes[row, col].set_title(text, fontsize=8)
             axes[row, col].axis("off")
     colours = palette_image(np.arange(len(class_names))[None])[0] / 255.0

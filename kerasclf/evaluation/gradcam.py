@@ -8,17 +8,19 @@ with TensorFlow's GradientTape; other backends, and models without a feature map
 ViT's token sequence), get no Grad-CAM gallery.
 """
 
+import keras
 import numpy as np
+from matplotlib import colormaps
 
-from kerasclf.evaluation.figures import WRONG, _image_grid, _to_display
+from kerasclf.evaluation.figures import WRONG, image_grid, to_display
 from kerasclf.evaluation.metrics import misclassified_indices
+from kerasclf.models.heads import EMBEDDING
 
 SKIPPED_LAYERS = ("image", "preprocess", "resize")  # 4-D too, but before the network
 
 
 def feature_map_layer(model):
     """Name of the last layer before `embedding` with a spatial output, or None."""
-    from kerasclf.models.heads import EMBEDDING
 
     found = None
     for layer in model.layers:
@@ -34,11 +36,10 @@ def feature_map_layer(model):
 
 def grad_cam(model, images, classes, layer_name=None, batch_size=64):
     """(N, H, W) maps in [0, 1] for `classes` (one per image), or None when not available."""
-    import keras
 
     if keras.backend.backend() != "tensorflow":
         return None
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     layer_name = layer_name or feature_map_layer(model)
     if layer_name is None:
@@ -64,7 +65,6 @@ def grad_cam(model, images, classes, layer_name=None, batch_size=64):
 def plot_gradcam_gallery(model, images, y_true, y_prob, class_names, path, max_images=24):
     """The most confident mistakes with the predicted class's Grad-CAM over them; None when
     there is no mistake or no map (see the module docstring)."""
-    from matplotlib import colormaps
 
     y_true, y_prob = np.asarray(y_true), np.asarray(y_prob)
     y_pred = y_prob.argmax(axis=1)
@@ -78,10 +78,10 @@ def plot_gradcam_gallery(model, images, y_true, y_prob, class_names, path, max_i
     heat = colormaps["jet"](cams)[..., :3] * 255
     overlays = []
     for image, h in zip(chosen, heat):
-        base = _to_display(image).astype(np.float64)
+        base = to_display(image).astype(np.float64)
         base = np.repeat(base[..., None], 3, axis=-1) if base.ndim == 2 else base
         overlays.append((0.55 * base + 0.45 * h).astype(np.uint8))
     names = [str(c) for c in class_names]
     titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in shown]
-    return _image_grid(overlays, titles, [WRONG] * len(shown), path,
+    return image_grid(overlays, titles, [WRONG] * len(shown), path,
                        f"Grad-CAM of the predicted class on the misclassified images ({feature_map_layer(model)})")

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import jinja2
+import keras
 
 from kerasclf import __version__
 from kerasclf.errors import DataError
@@ -118,7 +119,6 @@ def environment():
     backend = os.environ.get("KERAS_BACKEND")
     devices = "n/a"
     if "keras" in sys.modules:  # already imported (evaluate): ask it; `report` alone does not import Keras
-        import keras
 
         backend = keras.backend.backend()
         try:

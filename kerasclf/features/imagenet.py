@@ -23,7 +23,7 @@ def imagenet_names():
     """The 1000 ImageNet-1k class names in index order, from KerasHub."""
     try:
         # optional dependency (kerasclf[hub]); importing KerasHub also imports TensorFlow when installed
-        from keras_hub.utils import imagenet_id_to_name
+        from keras_hub.utils import imagenet_id_to_name  # lazy: keras-hub is an optional extra
     except ImportError:
         raise ConfigError(
             "The ImageNet class names come from KerasHub, which is not installed: pip install 'kerasclf[hub]' "

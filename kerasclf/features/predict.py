@@ -14,7 +14,7 @@ from kerasclf.checkpoint import load_checkpoint
 from kerasclf.config import load_config
 from kerasclf.console import display
 from kerasclf.errors import ConfigError
-from kerasclf.evaluation.figures import _image_grid as image_grid  # public after issue 16's re-cut
+from kerasclf.evaluation.figures import image_grid as image_grid  # public after issue 16's re-cut
 from kerasclf.features.images import decode_chunk, find_images
 from kerasclf.runs.atomic import atomic_open
 

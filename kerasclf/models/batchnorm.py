@@ -13,6 +13,9 @@ A builder with BatchNorm takes `bn_momentum` (and, where it builds the layers it
 entry against this.
 """
 
+import keras
+from keras import layers
+
 from kerasclf.keras_private import sublayers
 
 BN_MOMENTUM = 0.9
@@ -21,7 +24,6 @@ BN_EPSILON = 1e-5  # PyTorch's default, as in the reference reports
 
 def bn_factory(momentum=BN_MOMENTUM, epsilon=BN_EPSILON):
     """name -> a BatchNormalization layer with the model's momentum and epsilon (checked once)."""
-    from keras import layers
 
     momentum, epsilon = check_momentum(momentum), float(epsilon)
     if epsilon <= 0.0:
@@ -38,7 +40,6 @@ def check_momentum(momentum):
 
 def batchnorm_layers(model):
     """Every BatchNormalization layer in `model`, nested models included."""
-    import keras
 
     return [layer for layer in [model, *sublayers(model)] if isinstance(layer, keras.layers.BatchNormalization)]
 

@@ -6,9 +6,10 @@ what the network is fed, not a re-implementation of the policy. Batch-level mixi
 cutmix) happens in the input pipeline and is not shown.
 """
 
+import keras
 import numpy as np
 
-from kerasclf.evaluation.figures import RIGHT, _image_grid
+from kerasclf.evaluation.figures import RIGHT, image_grid
 from kerasclf.evaluation.metrics import sample_across_classes
 from kerasclf.layers.augment import LAYER_NAMES
 
@@ -16,7 +17,6 @@ from kerasclf.layers.augment import LAYER_NAMES
 def augmented_images(model, images):
     """(augmented images as float arrays, names of the augmentation layers); None when the
     model has no augmentation layer."""
-    import keras
 
     names = set(LAYER_NAMES.values())
     layers = [layer for layer in model.layers if layer.name in names]
@@ -49,4 +49,4 @@ def write_augmented_batch(model, split, class_names, path, count=8, seed=0):
         images += [originals[k], shown[k]]
         titles += [f"{class_names[split.y[i]]}\noriginal", f"{class_names[split.y[i]]}\naugmented"]
     title = f"Training images as the model sees them: {', '.join(n.removeprefix('aug_') for n in names)}"
-    return _image_grid(images, titles, ["black", RIGHT] * len(index), path, title)
+    return image_grid(images, titles, ["black", RIGHT] * len(index), path, title)

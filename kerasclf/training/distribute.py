@@ -86,7 +86,7 @@ def split_cpu(count, backend):
         flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
         os.environ["XLA_FLAGS"] = " ".join([*flags, flag])
     elif backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
         cpu = tf.config.list_physical_devices("CPU")[0]
         current = tf.config.get_logical_device_configuration(cpu)
@@ -109,7 +109,7 @@ def _single(cfg):
 @register_distribution("mirrored", description="tf.distribute.MirroredStrategy: every local GPU (or train.cpu_devices)",
                        backend="tensorflow")
 def _mirrored(cfg):
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     gpus = tf.config.list_logical_devices("GPU")
     cpus = tf.config.list_logical_devices("CPU")
@@ -152,7 +152,7 @@ def _multi_worker(cfg):
         task, cluster = tf_config["task"], tf_config["cluster"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"TF_CONFIG is not a JSON object with 'cluster' and 'task' ({exc}); got {raw!r}.") from None
-    import tensorflow as tf
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     chief = task.get("type") == "chief" or ("chief" not in cluster and task.get("type") == "worker"
@@ -169,14 +169,14 @@ def _multi_worker(cfg):
     "On one host, train.distribute=data-parallel uses every local device (docs/distributed.md)."
 ))
 def _data_parallel(cfg):
-    import keras
+    import keras  # lazy: this registry module is read when a config is validated, before Keras starts
 
     hosts = list(cfg.train.hosts)
     if len(hosts) > 1:
         keras.distribution.initialize(
             job_addresses=",".join(hosts), num_processes=len(hosts), process_id=process_id(cfg)
         )
-    import jax
+    import jax  # lazy: JAX only for this engine
 
     devices = keras.distribution.list_devices()
     distribution = keras.distribution.DataParallel(devices=devices)

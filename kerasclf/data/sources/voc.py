@@ -32,9 +32,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from kerasclf.data.cache import fetch, readable_download
 from kerasclf.data.geometry import fit_mask
+from kerasclf.data.images import decode
 from kerasclf.data.registry import RawDataset, register_dataset
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
@@ -102,7 +104,6 @@ def multi_hot(label_sets, num_classes=20):
 
 def read_mask(path):
     """Class indices (H, W) uint8 of a SegmentationClass PNG (palette mode: the indices, not colours)."""
-    from PIL import Image
 
     with Image.open(path) as image:
         if image.mode != "P":
@@ -153,8 +154,6 @@ def read_ids(root, kind, split):
 
 
 def _decode_images(root, ids, size, policy):
-    from kerasclf.data.images import decode
-
     return np.stack([decode(root / "JPEGImages" / f"{i}.jpg", size, policy) for i in ids])
 
 
