@@ -104,7 +104,7 @@ def test_catsdogs_cnn_adam_one_epoch_on_a_small_petimages_zip(cli, tmp_path):
     assert (run_dir / "eval" / "test" / "report.md").is_file()
 
 
-@pytest.mark.parametrize("target", [t for t in TARGETS if t.startswith("catsdogs")])
+@pytest.mark.parametrize("target", [t for t in TARGETS if t.startswith("catsdogs-cnn")])
 def test_catsdogs_model_has_3_conv_2_batchnorm_3_dense(target):
     cfg = load_config(REPO / TARGETS[target])
     model = build_model(cfg, DatasetInfo(source="cats-vs-dogs", class_names=["cat", "dog"], image_size=(128, 128)))

@@ -70,6 +70,9 @@ def _normalise_weights(model):
 
 
 _WEIGHTS_MAGIC = {b"PK\x03\x04": "a .keras checkpoint (zip archive)", b"\x89HDF\r\n\x1a\n": "an HDF5 weights file"}
+# torch's legacy .pth (a pickle, protocol 2): the ImageNet files of the mobile backbones
+# (kerasclf.models.torch_file reads their tensors and nothing else)
+_TORCH_LEGACY = b"\x80\x02"
 
 
 def _check_weights_file(path, given):
@@ -81,11 +84,14 @@ def _check_weights_file(path, given):
     except OSError as exc:
         raise ConfigError(f"model.weights {str(given)!r} cannot be read ({exc.strerror}).") from None
     kind = next((what for magic, what in _WEIGHTS_MAGIC.items() if head.startswith(magic)), None)
+    if kind is None and path.suffix in (".pth", ".pt") and head.startswith(_TORCH_LEGACY):
+        return
     if kind is None or (path.name.endswith(".keras") and not head.startswith(b"PK")):
         shown = head.decode("latin-1").encode("unicode_escape").decode()
         raise ConfigError(
             f"model.weights {str(given)!r} exists but is not a weights file: it is neither a .keras "
-            f"checkpoint (a zip archive) nor an HDF5 weights file (.weights.h5 / .h5); it starts with "
+            f"checkpoint (a zip archive) nor an HDF5 weights file (.weights.h5 / .h5) nor a torch .pth of a "
+            f"mobile backbone; it starts with "
             f"{shown!r}. Pass a file written by `kerasclf train` (best.keras) or model.save_weights, "
             "'imagenet', or 'none'."
         )

@@ -1,5 +1,6 @@
 """`plugins:`: modules or .py files imported before a config's names are checked."""
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -21,16 +22,21 @@ def import_plugins(plugins: Union[str, Iterable[str]]) -> None:
             else:
                 importlib.import_module(plugin)
         except Exception as exc:  # the plugin's own error, reported as the config's problem
-            sys.modules.pop(f"kerasclf_plugin_{Path(plugin).stem}", None)
+            sys.modules.pop(_module_name(Path(plugin).expanduser().resolve()), None)
             raise ConfigError(
                 f"plugins: could not import {plugin!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
                 "Give an importable module name or the path of a .py file."
             ) from None
 
 
+def _module_name(path):
+    """One module per file: two plugins named my_aux.py in different folders are two modules."""
+    return f"kerasclf_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:10]}"
+
+
 def _import_file(plugin):
     path = Path(plugin).expanduser().resolve()
-    name = f"kerasclf_plugin_{path.stem}"
+    name = _module_name(path)
     if name in sys.modules:
         return
     spec = importlib.util.spec_from_file_location(name, path)
