@@ -185,8 +185,8 @@ def test_resident_run_trains_and_saves_checkpoints_without_the_table(tmp_path, m
 
     prepared = []
 
-    def keep(cfg):
-        prepared.append(real_prepare(cfg))
+    def keep(cfg, *args):
+        prepared.append(real_prepare(cfg, *args))
         return prepared[-1]
 
     real_prepare = run_module.prepare

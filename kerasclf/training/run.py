@@ -176,7 +176,7 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
     run_dir = keeper.run_dir
     if not (run_dir / FILENAME).is_file():  # a resumed run keeps its record (and trains on it: assemble.prepare)
         write_splits(run_dir, cfg, data)  # which images are train/val/test, for `kerasclf evaluate`
-    if keeper.next_epoch == 0 and len(data.train):
+    if keeper.next_epoch == 0 and len(data.train) and data.info.task == "multiclass":  # class-labelled images
         write_augmented_batch(model, data.train, data.info.class_names, run_dir / "augmented_batch.png", seed=cfg.seed)
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
