@@ -138,7 +138,8 @@ def evaluate(checkpoint, split, data_spec, data_dir, batch_size, out_dir, embedd
         click.echo(f"embeddings: precision@1 {e['precision_at_1']:.4f}, MAP@R {e['map_at_r']:.4f}, "
                    f"intra/inter {e['intra_inter_ratio']:.4f}")
     click.echo(f"Report: {result['report_path']}")
-    click.echo(f"HTML report: {result['html_path']}")
+    if result.get("html_path"):  # multi-label and segmentation reports have no HTML page yet
+        click.echo(f"HTML report: {result['html_path']}")
 
 
 def _lister(command, registry_name, help_text, footer=None, order=None):
