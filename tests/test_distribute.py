@@ -19,12 +19,15 @@ from conftest import REPO_ROOT, TINY_CNN
 from kerasclf.config import load_config
 from kerasclf.errors import ConfigError
 
-# Two epochs of the demo's digits; BatchNorm per replica on TensorFlow sees half the batch,
-# so the curves agree to about 1e-2 there; JAX (BatchNorm over the global batch) agreed to 5e-3 (float sums in another order).
+# Two epochs of the demo's digits, input in a fixed order (train.deterministic: without it the
+# parallel decoding may hand over batches in another order under load, which moved a CI run's
+# JAX curve by 1%). BatchNorm per replica on TensorFlow sees half the batch, so the curves agree
+# to about 1e-2 there; JAX (BatchNorm over the global batch) agreed to 6e-5 (float sums in
+# another order, measured with two busy-looping processes beside it).
 BASE = ["--config", str(REPO_ROOT / "configs/digits/demo.yaml"), *TINY_CNN, "--set", "train.epochs=2",
         "--set", "optim.warmup_epochs=0", "--set", "train.evaluate_after=false", "--set", "train.verbose=0",
-        "--set", "model.dropout=0", "--set", "augment.crop_padding=0"]  # no per-device random draws
-TOLERANCE = {"tensorflow": 0.03, "jax": 0.01}
+        "--set", "model.dropout=0", "--set", "augment.crop_padding=0", "--set", "train.deterministic=true"]  # no per-device random draws
+TOLERANCE = {"tensorflow": 0.03, "jax": 0.002}
 
 
 def _env(backend, **extra):
