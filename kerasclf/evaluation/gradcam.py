@@ -3,9 +3,14 @@
 The class-activation map of the predicted class on the model's last convolutional feature
 map (the last layer before the embedding whose output is (N, H, W, C) with H, W > 1):
 feature maps weighted by the spatial mean of the score's gradient, ReLU, scaled to 0..1 per
-image and resized to the image. Needs gradients through an intermediate tensor, taken here
-with TensorFlow's GradientTape; other backends, and models without a feature map (an MLP, a
-ViT's token sequence), get no Grad-CAM gallery.
+image and resized to the image.
+
+The one backend-specific step is the gradient of the score with respect to an intermediate
+tensor: TensorFlow's GradientTape watches it inside the whole model; JAX differentiates the
+part of the model after the feature map (`jax.grad` of its `stateless_call`), which needs that
+part to depend on the image through the feature map only (true of every registered classifier:
+pooling, embedding, head). Other backends, such a model, and models without a feature map (an
+MLP, a ViT's token sequence) get no Grad-CAM gallery.
 """
 
 import keras
@@ -34,29 +39,73 @@ def feature_map_layer(model):
     return found
 
 
-def grad_cam(model, images, classes, layer_name=None, batch_size=64):
-    """(N, H, W) maps in [0, 1] for `classes` (one per image), or None when not available."""
+def _image_input(model):
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs  # called with one array
 
-    if keras.backend.backend() != "tensorflow":
-        return None
+
+def _tensorflow_cam_gradients(model, layer_name):
+    """(images, classes) -> (feature maps, d score / d feature map), both numpy."""
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
-    layer_name = layer_name or feature_map_layer(model)
-    if layer_name is None:
-        return None
-    grad_model = keras.Model(model.inputs, [model.get_layer(layer_name).output, model.outputs[0]])
-    height, width = np.asarray(images).shape[1:3]
-    maps = []
-    for start in range(0, len(images), batch_size):
-        x = tf.convert_to_tensor(np.asarray(images[start:start + batch_size]))
-        target = tf.convert_to_tensor(np.asarray(classes[start:start + batch_size]), tf.int32)
+    grad_model = keras.Model(_image_input(model), [model.get_layer(layer_name).output, model.outputs[0]])
+
+    def gradients(images, classes):
+        x, target = tf.convert_to_tensor(images), tf.convert_to_tensor(classes, tf.int32)
         with tf.GradientTape() as tape:
             fmap, probs = grad_model(x, training=False)
             score = tf.gather(probs, target, axis=1, batch_dims=1)
-        grads = tape.gradient(score, fmap)
-        weights = tf.reduce_mean(grads, axis=(1, 2))
-        cam = tf.nn.relu(tf.einsum("nhwc,nc->nhw", fmap, weights))
-        cam = tf.image.resize(cam[..., None], (height, width), method="bilinear")[..., 0].numpy()
+        return fmap.numpy(), tape.gradient(score, fmap).numpy()
+
+    return gradients
+
+
+def _jax_cam_gradients(model, layer_name):
+    import jax  # lazy: JAX is optional
+
+    tensor = model.get_layer(layer_name).output
+    try:  # the model from the feature map on; fails when the image reaches the head another way
+        upper = keras.Model(tensor, model.outputs[0])
+    except ValueError:
+        return None
+    lower = keras.Model(_image_input(model), tensor)
+    trainable = [v.value for v in upper.trainable_variables]
+    frozen = [v.value for v in upper.non_trainable_variables]
+
+    def summed_score(fmap, classes):  # images are independent in inference mode: a sum's gradient is each one's
+        probs, _ = upper.stateless_call(trainable, frozen, fmap, training=False)
+        return keras.ops.sum(keras.ops.take_along_axis(probs, classes[:, None], axis=1))
+
+    grad = jax.jit(jax.grad(summed_score))
+
+    def gradients(images, classes):
+        fmap = lower(images, training=False)
+        return np.asarray(fmap), np.asarray(grad(fmap, keras.ops.convert_to_tensor(classes, "int32")))
+
+    return gradients
+
+
+CAM_GRADIENTS = {"tensorflow": _tensorflow_cam_gradients, "jax": _jax_cam_gradients}
+
+
+def grad_cam(model, images, classes, layer_name=None, batch_size=64):
+    """(N, H, W) maps in [0, 1] for `classes` (one per image), or None when not available."""
+
+    builder = CAM_GRADIENTS.get(keras.backend.backend())
+    layer_name = layer_name or feature_map_layer(model)
+    if builder is None or layer_name is None:
+        return None
+    gradients = builder(model, layer_name)
+    if gradients is None:
+        return None
+    images = np.asarray(images)
+    height, width = images.shape[1:3]
+    maps = []
+    for start in range(0, len(images), batch_size):
+        fmap, grads = gradients(images[start:start + batch_size], np.asarray(classes[start:start + batch_size]))
+        weights = grads.mean(axis=(1, 2))
+        cam = np.maximum(np.einsum("nhwc,nc->nhw", fmap, weights), 0.0)
+        cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], (height, width),
+                                                                 interpolation="bilinear"))[..., 0]
         top = cam.max(axis=(1, 2), keepdims=True)
         maps.append(np.divide(cam, top, out=np.zeros_like(cam), where=top > 0))
     return np.concatenate(maps) if maps else None
