@@ -46,7 +46,7 @@ tensorboard: install  ## TensorBoard on logs/
 
 # The benchmarks `make bench` runs (minutes each at most). Not here: bench/recipe_ablation.py
 # (10-epoch cifar-fast runs, hours on a CPU) and bench/history_curves.py (a plotting tool).
-BENCHES ?= cli train_throughput pipeline augment_overhead aux_loss_step resume_cost sweep_overhead stream_memory folder_memory
+BENCHES ?= cli train_throughput pipeline augment_overhead aux_loss_step resume_cost sweep_overhead stream_memory folder_memory gradient_flow_memory
 
 bench: install  ## benchmarks in bench/ (BENCHES), one JSON line each
 	@for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done

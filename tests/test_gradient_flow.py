@@ -168,6 +168,18 @@ def test_training_with_gradient_flow_writes_charts_csv_and_tensorboard(cli, tmp_
         assert {"gradients/head_dense", "gradient_mean_abs/head_dense", "gradient_max_abs/dense1"} <= set(tags)
         steps = [e.step for e in events.Tensors("gradient_mean_abs/dense1")]
         assert steps == [0, 1, 2]
+        import tensorflow as tf
+
+        # the histograms count every gradient value of the layer once, in TensorBoard's format
+        (first, *_) = events.Tensors("gradients/dense1")
+        table = tf.make_ndarray(first.tensor_proto)
+        assert table.shape == (30, 3) and np.all(table[:, 1] >= table[:, 0])
+        assert table[:, 2].sum() == metrics_size(rows, "dense1")
+        assert events.SummaryMetadata("gradients/dense1").plugin_data.plugin_name == "histograms"
+
+
+def metrics_size(rows, layer):
+    return int(next(r["size"] for r in rows if r["layer"] == layer))
 
 
 def test_gradient_flow_keys_are_range_checked(user_error, cli):

@@ -200,10 +200,29 @@ class GradientFlow(keras.callbacks.Callback):
         # record_if(True): Keras's TensorBoard callback records only every update_freq-th step meanwhile
         with self._writer.as_default(), tf.summary.record_if(True):
             for s in stats:
-                tf.summary.histogram(f"gradients/{s['layer']}", s["values"], step=epoch)
+                write_histogram(f"gradients/{s['layer']}", s["values"], epoch)
                 tf.summary.scalar(f"gradient_mean_abs/{s['layer']}", s["mean_abs"], step=epoch)
                 tf.summary.scalar(f"gradient_max_abs/{s['layer']}", s["max_abs"], step=epoch)
         self._writer.flush()
+
+
+def histogram_tensor(values, buckets=30):
+    """TensorBoard's histogram tensor, (buckets, 3) rows of (left edge, right edge, count)."""
+    counts, edges = np.histogram(np.asarray(values, np.float64).ravel(), bins=buckets)
+    return np.stack([edges[:-1], edges[1:], counts], axis=1)
+
+
+def write_histogram(name, values, step):
+    """tf.summary.histogram's record, computed with numpy: tf.summary.histogram one-hot encodes
+    every value into its bucket, about 230 bytes a value (3.9 GB for the Dogs vs Cats CNN's
+    16.8M-weight dense layer, measured: the 7.6 GB gradient-flow run of issue 19); np.histogram
+    takes the values once."""
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+    from tensorboard.plugins.histogram import metadata  # lazy: with TensorFlow
+
+    if np.size(values):
+        tf.summary.write(name, histogram_tensor(values), step=step,
+                         metadata=metadata.create_summary_metadata(display_name=name, description=""))
 
 
 def _tensorboard_available():
