@@ -2,9 +2,10 @@
 
     python bench/distribute_scaling.py [--backend tensorflow|jax] [--devices 2] [--epochs 3]
 
-Each setting is a fresh `kerasclf train` process on the demo's digits (the demo CNN) with
-train.cpu_devices=N; the figure is the training split size over the steady epoch time
-(the median of the epochs after the first, which includes compilation). On a CPU the N
+Each setting is a fresh `kerasclf train` process on the demo's digits (the demo CNN, 120
+training images a class, so that every split divides over 2 devices) with train.cpu_devices=N;
+the figure is the training split size over the steady epoch time (the median of the epochs
+after the first, which includes compilation). On a CPU the N
 logical devices share the same cores, so this measures the engine's overhead, not a speed-up:
 GPU scaling needs a multi-GPU machine. Prints one JSON line per setting.
 """
@@ -26,7 +27,8 @@ ENGINE = {"tensorflow": "mirrored", "jax": "data-parallel"}
 def run(backend, devices, epochs, log_dir):
     name = f"{backend}-{devices}"
     sets = [f"train.epochs={epochs}", "optim.warmup_epochs=0", "train.evaluate_after=false", "train.verbose=0",
-            f"train.log_dir={log_dir}", f"train.run_name={name}", "train.data_on_device=false"]
+            f"train.log_dir={log_dir}", f"train.run_name={name}", "train.data_on_device=false",
+            "data.limit_per_class=120"]  # 1200 / 144 / 360 images: data-parallel needs splits that divide
     if devices > 1:
         sets += [f"train.distribute={ENGINE[backend]}", f"train.cpu_devices={devices}"]
     command = [sys.executable, "-m", "kerasclf.cli", "train", "--config", str(ROOT / "configs/digits/demo.yaml")]

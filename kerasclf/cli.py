@@ -96,6 +96,9 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
     shown = ("best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds")
     headline = [k for k in metrics if k.startswith(("test_", "val_")) and k not in shown]  # mAP, mean IoU: other tasks
     click.echo(json.dumps({k: metrics[k] for k in (*shown, *headline)}))
+    if metrics.get("run_directory"):  # another process of a multi-process run (train.hosts)
+        click.echo(f"Run directory: {metrics['run_directory']}")
+        return
     click.echo(f"Run directory: {run_dir}")
     if metrics.get("report_path"):
         click.echo(f"Report: {metrics['report_path']}")

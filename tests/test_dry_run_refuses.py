@@ -15,8 +15,9 @@ PACKAGE = REPO_ROOT / "kerasclf"
 IN_PREPARE = "needs the built data or model; raised inside assemble.prepare, which --dry-run runs"
 NOT_CONFIG = "about the command line or a run directory, not a config value; raised before any data is read"
 FEATURES = "predict / features / svm / zeroshot: command options, files and models named on the command line, not a config"
-DEVICES = ("needs the device count of the started engine, which --dry-run does not start (a gap: the refusal comes "
-           "after data loading)")
+DEVICES = ("needs the device count of the started engine when it counts accelerators (TensorFlow / JAX must start "
+           "for that, which --dry-run does not do: a gap only on accelerator machines); a count the config gives "
+           "(train.distribute=none, train.cpu_devices) is checked by")
 DEFENCE = "repeats a config-pass check for callers that build sections without load_config"
 
 # "module:function" -> why this raise cannot sit in the validation pass.
@@ -35,12 +36,13 @@ ALLOWED = {
     "kerasclf/studies/slurm.py:parse_slurm_options": NOT_CONFIG + " (sbatch options)",
     "kerasclf/studies/slurm.py:run_task": NOT_CONFIG + " (an array task's index and the study's tasks.json)",
     "kerasclf/studies/slurm.py:submit": "sbatch's own refusal, known only when the script is submitted",
-    "kerasclf/training/distribute.py:Distribution.local_config": "whether TensorFlow is installed for a "
-                                                                 "multi-process run's input; refused by the config pass first",
+    "kerasclf/training/distribute.py:Distribution.local_config": DEFENCE + " (TensorFlow installed for a "
+                                                                 "multi-process run's input)",
     "kerasclf/training/distribute.py:_multi_worker": "TF_CONFIG from the environment of each worker; the engine is "
                                                      "refused by the config pass for now (Keras bug)",
-    "kerasclf/training/distribute.py:check_global_batch": DEVICES,
-    "kerasclf/training/distribute.py:check_split_sizes": DEVICES + " and the built splits",
+    "kerasclf/training/distribute.py:check_global_batch": DEVICES + " the validation pass (_global_batch_divides)",
+    "kerasclf/training/distribute.py:check_split_sizes": "needs the built splits, and " + DEVICES
+                                                         + " assemble.prepare, which --dry-run runs",
     "kerasclf/training/distribute.py:split_cpu": "TensorFlow's devices may already run in this process (an "
                                                  "in-process caller); a fresh `kerasclf train` never hits it",
     "kerasclf/training/lr_find.py:lr_find": "lr-find's own options (steps, rates) against the data it loaded",
@@ -133,3 +135,18 @@ def test_dry_run_refuses_more_classes_per_batch_than_the_data_has(cli, make_imag
     args = [a for s in [f"data.source=folder:{root}", "data.batch_size=6", "data.sampler.classes_per_batch=3",
                         "data.sampler.images_per_class=2", "model.name=cnn"] for a in ("--set", s)]
     assert_user_error(cli("train", "--dry-run", *args), "classes_per_batch=3", "only 2 classes")
+
+
+def test_dry_run_refuses_what_the_devices_cannot_share(cli, monkeypatch):
+    """train.cpu_devices puts the device count in the config: a global batch that does not split
+    over it is refused by the validation pass; data-parallel's split sizes (synthetic: 360 / 40 /
+    100 images) after data loading, before any engine starts."""
+    def dry_run(*sets):
+        return cli("train", "--dry-run", *[a for s in ["data.source=synthetic", *sets] for a in ("--set", s)])
+
+    monkeypatch.setattr("kerasclf.config.checks.keras_backend", lambda: "tensorflow")  # mirrored's backend
+    assert_user_error(dry_run("train.distribute=mirrored", "train.cpu_devices=3", "data.batch_size=64"),
+                      "data.batch_size=64", "3 devices", "e.g. 63")
+    monkeypatch.setattr("kerasclf.config.checks.keras_backend", lambda: "jax")  # data-parallel's
+    assert_user_error(dry_run("train.distribute=data-parallel", "train.cpu_devices=3", "data.batch_size=30"),
+                      "the val split has 40 images", "multiple of 3")

@@ -10,7 +10,7 @@ import typing
 from pathlib import Path
 from typing import Optional
 
-from kerasclf.backend import keras_backend
+from kerasclf.backend import have_tensorflow, keras_backend
 from kerasclf.config.coerce import coerce
 from kerasclf.config.constraints import FOLDER_PREFIX
 from kerasclf.config.schema import Config, ModelConfig
@@ -349,8 +349,6 @@ def _distribution_fits(cfg):
     entry = DISTRIBUTIONS.lookup(name, params=False)[0]  # read from source: no engine is imported here
     if entry.meta.get("unusable"):
         raise ConfigError(entry.meta["unusable"])
-    if len(cfg.train.hosts) > 1 and entry.meta.get("unusable_with_hosts"):
-        raise ConfigError(entry.meta["unusable_with_hosts"])
     needs = entry.meta.get("backend")
     if needs and needs != backend:
         raise ConfigError(
@@ -360,8 +358,63 @@ def _distribution_fits(cfg):
         )
 
 
+def _several_processes_fit(cfg):
+    """A multi-process run (train.hosts) feeds every process full batches of in-memory splits
+    through tf.data (kerasclf.data.pipeline.fit_inputs, static_batches)."""
+    hosts = len(cfg.train.hosts)
+    if hosts <= 1:
+        return
+    if not have_tensorflow():
+        raise ConfigError(
+            f"A multi-process run (train.hosts lists {hosts} processes) feeds each process its share through "
+            "tf.data, which needs TensorFlow: pip install 'kerasclf[tf]' (the model still runs on JAX)."
+        )
+    refused = {
+        "data.stream=true": cfg.data.stream is True,
+        "train.data_on_device=true": cfg.train.data_on_device is True,
+        f"a {data_task(cfg.data)} data set": data_task(cfg.data) == "segmentation",
+    }
+    for what, refuse in refused.items():
+        if refuse:
+            raise ConfigError(
+                f"A multi-process run (train.hosts lists {hosts} processes) feeds each process its share of full "
+                f"batches of the in-memory splits through tf.data, which {what} does not allow: drop it "
+                "(data.stream=false, train.data_on_device=auto) or train on one host (train.hosts=[])."
+            )
+
+
+def known_device_count(cfg) -> Optional[int]:
+    """The run's device count when the config alone says it (no engine started): 1 without
+    train.distribute, train.cpu_devices per process otherwise; None when the engine counts
+    accelerators (known only once TensorFlow / JAX start, kerasclf.training.distribute)."""
+    if cfg.train.distribute == "none":
+        return 1
+    if cfg.train.cpu_devices:
+        return cfg.train.cpu_devices * max(1, len(cfg.train.hosts))
+    return None
+
+
+def _global_batch_divides(cfg):
+    """data.batch_size is the global batch: split evenly over the devices, and over the processes."""
+    batch, devices, hosts = cfg.data.batch_size, known_device_count(cfg), len(cfg.train.hosts)
+    if devices and batch % devices:
+        raise ConfigError(
+            f"data.batch_size={batch} is the global batch and must split evenly over the {devices} devices of "
+            f"train.distribute={cfg.train.distribute} (train.cpu_devices={cfg.train.cpu_devices}"
+            f"{f' on each of {hosts} processes' if hosts > 1 else ''}): use a multiple of {devices} "
+            f"(e.g. {batch - batch % devices or devices})."
+        )
+    if hosts > 1 and batch % hosts:
+        raise ConfigError(
+            f"data.batch_size={batch} is the global batch and must split evenly over the {hosts} processes of "
+            f"train.hosts (and their devices): use a multiple of {hosts} times the devices of each process."
+        )
+
+
 CROSS_CHECKS = [
     _distribution_fits,
+    _several_processes_fit,
+    _global_batch_divides,
     _fractions_leave_training_data,
     _sampler_fits_batch,
     _device_table_from_memory,

@@ -22,7 +22,7 @@ def one_hot(y, num_classes):
 
 
 def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed=0, mixing=None, shuffle_buffer=None,
-               sampler=None, order=None, deterministic=False):
+               sampler=None, order=None, deterministic=False, static_batches=False):
     """Keyword arguments for model.fit / evaluate / predict: {x, y?, batch_size?, shuffle?}.
 
     `shuffle` is only given for training (model.evaluate rejects it); a tf.data pipeline
@@ -32,7 +32,20 @@ def fit_inputs(split, batch_size, *, training, num_classes, one_hot_labels, seed
     `order` (a data.order.EpochOrder, training only): batches in its per-epoch order, which
     a resumed run replays; without it, tf.data / Keras shuffle. `deterministic`: tf.data
     keeps batch order and runs stateful (random) maps one at a time.
+    `static_batches` (a multi-process run: Keras shards tf.data per process only for batches
+    of a static size): a tf.data pipeline whose every batch has `batch_size` rows. Training
+    drops an epoch's last, partial batch (steps_per_epoch counts full batches); evaluation
+    pads the last batch with copies of row 0 and gives each batch sample weights, 0 on the
+    padding and padded/real on the real rows, so that the loss (Keras averages it over every
+    row of a batch) and the weighted metrics are exactly those of the real images.
     """
+    if static_batches:
+        if is_streamed(split) or not backend.have_tensorflow():  # refused before (training.feeding.preflight)
+            raise RuntimeError("static batches need an in-memory split and TensorFlow's tf.data")
+        y = one_hot(split.y, num_classes) if one_hot_labels else split.y
+        ds = _tf_dataset(split.x, y, batch_size, training, seed, mixing if training else None, shuffle_buffer,
+                         sampler if training else None, order, deterministic, static_batches=True)
+        return {"x": ds, "shuffle": False} if training else {"x": ds}
     if is_streamed(split):
         return _streamed_inputs(split, batch_size, training, num_classes if one_hot_labels else None, seed, mixing,
                                 shuffle_buffer)
@@ -74,24 +87,26 @@ def _streamed_inputs(split, batch_size, training, num_classes, seed, mixing, shu
 
 
 def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sampler=None, order=None,
-                deterministic=False):
+                deterministic=False, static_batches=False):
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
     n = len(x)
     rows_of = None
+    if static_batches and not training:
+        return _padded_dataset(x, y, batch_size)
     if sampler is not None:  # the generator is called again for every epoch: new P x K batches
         ds = tf.data.Dataset.from_generator(
             lambda: iter(sampler.epoch()), output_signature=tf.TensorSpec((sampler.batch_size,), tf.int64)
         ).apply(tf.data.experimental.assert_cardinality(sampler.batches_per_epoch))
     elif training and order is not None:
         # elements are batch numbers; gather() turns one into that batch's rows of the current epoch
-        ds = tf.data.Dataset.range(-(-n // batch_size))
+        ds = tf.data.Dataset.range(n // batch_size if static_batches else -(-n // batch_size))
         rows_of = lambda i: order.batch(i, batch_size)  # noqa: E731
     else:
         ds = tf.data.Dataset.range(n)
         if training:
             ds = ds.shuffle(shuffle_buffer or n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
+        ds = ds.batch(batch_size, drop_remainder=static_batches)
 
     # MixUp/CutMix are keras.ops code: in the graph map under the TensorFlow backend; under
     # another backend its ops cannot take tf.data's symbolic tensors, so they run eagerly
@@ -108,16 +123,47 @@ def _tf_dataset(x, y, batch_size, training, seed, mixing, shuffle_buffer, sample
 
     def gather_tf(index):
         images, labels = tf.numpy_function(gather, [index], [tf.uint8, tf.as_dtype(y.dtype)])
-        images.set_shape((None, *x.shape[1:]))
-        labels.set_shape((None, *y.shape[1:]))
+        rows = (sampler.batch_size if sampler is not None else batch_size) if static_batches else None
+        images.set_shape((rows, *x.shape[1:]))
+        labels.set_shape((rows, *y.shape[1:]))
         return images, labels
 
     ds = ds.map(gather_tf, num_parallel_calls=1 if eager_mixing is not None else tf.data.AUTOTUNE)
     if mixing is not None and eager_mixing is None:
         # parallel calls would draw the mixing RNG in thread order: one at a time when deterministic
         ds = ds.map(mixing, num_parallel_calls=1 if deterministic else tf.data.AUTOTUNE)
+    return _with_options(ds, deterministic or not training)
+
+
+def _padded_dataset(x, y, batch_size):
+    """Evaluation batches of exactly `batch_size` rows with sample weights (fit_inputs' static_batches)."""
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
+    n = len(x)
+    padded = -(-n // batch_size) * batch_size
+    real = np.float32(padded / n) if n else np.float32(0)
+
+    def gather(index):
+        rows = np.where(index < n, index, 0)
+        weights = np.where(index < n, real, np.float32(0)).astype(np.float32)
+        return x[rows], y[rows], weights
+
+    def gather_tf(index):
+        images, labels, weights = tf.numpy_function(gather, [index], [tf.uint8, tf.as_dtype(y.dtype), tf.float32])
+        images.set_shape((batch_size, *x.shape[1:]))
+        labels.set_shape((batch_size, *y.shape[1:]))
+        weights.set_shape((batch_size,))
+        return images, labels, weights
+
+    ds = tf.data.Dataset.range(padded).batch(batch_size).map(gather_tf, num_parallel_calls=tf.data.AUTOTUNE)
+    return _with_options(ds, True)
+
+
+def _with_options(ds, deterministic):
+    import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
+
     options = tf.data.Options()
-    options.deterministic = deterministic or not training
+    options.deterministic = deterministic
     # An in-memory pipeline has no files to shard: a multi-worker run (train.distribute) gives
     # each worker every N-th batch element, instead of trying files first and warning.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

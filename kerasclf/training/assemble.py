@@ -9,6 +9,7 @@ import keras
 
 from kerasclf.checkpoint import transfer_from_checkpoint
 from kerasclf.config import Config
+from kerasclf.config.checks import known_device_count
 from kerasclf.console import Stage, import_tensorflow_quietly
 from kerasclf.data import build_dataset
 from kerasclf.data.provenance import resume_dataset
@@ -18,6 +19,7 @@ from kerasclf.models.freeze import apply_trainable
 from kerasclf.registry import MODELS
 from kerasclf.runs.writable import check_free_space, check_writable
 from kerasclf.training.determinism import enable_determinism
+from kerasclf.training.distribute import check_split_sizes
 from kerasclf.training.feeding import preflight
 
 
@@ -50,6 +52,9 @@ def prepare(cfg: Config, recorded_splits: dict | None = None) -> Prepared:
     if recorded_splits is not None:
         data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
     preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too
+    devices = known_device_count(cfg)  # None: the engine counts accelerators, and run.train checks then
+    if devices:
+        check_split_sizes(data, cfg.train.distribute, devices, multi_process=len(cfg.train.hosts) > 1)
     with Stage(f"building the model {cfg.model.name}"):
         model = build_model(cfg, data.info)
     if is_checkpoint(cfg.model.weights):

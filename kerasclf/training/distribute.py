@@ -4,7 +4,16 @@
 - `mirrored`: tf.distribute.MirroredStrategy over every local GPU (TensorFlow backend).
 - `multi-worker`: tf.distribute.MultiWorkerMirroredStrategy over the cluster in TF_CONFIG.
 - `data-parallel`: keras.distribution.DataParallel over every device of every process (JAX
-  backend); `train.hosts` starts a multi-process run through keras.distribution.initialize.
+  backend); `train.hosts` starts a multi-process run through keras.distribution.initialize
+  (jax.distributed; on CPU its collectives go through gloo, JAX's default).
+
+A multi-process run: Keras gives each process its share of every batch by re-batching and
+sharding a tf.data pipeline, which needs every batch of one static size. So the training
+stream drops an epoch's last partial batch (metrics.json: train_images_dropped_per_epoch) and
+validation pads its last batch with sample weights that keep loss and accuracy those of the
+real images (kerasclf.data.pipeline.fit_inputs, static_batches); the per-epoch confusion image
+is skipped (a prediction over every process), and after training the chief alone scores the
+checkpoint on its own devices (test accuracy, reports).
 
 Batch semantics: `data.batch_size` is the GLOBAL batch, split evenly over the devices (each
 engine does the split: tf.distribute for a tf.data pipeline, keras.distribution for arrays);
@@ -49,6 +58,23 @@ class Distribution:
 
     def scope(self):
         return self.scope_factory()
+
+    @property
+    def multi_process(self):
+        """Several JAX processes: every batch full (training.feeding), evaluation on the chief after training."""
+        return self.needs_tf_data
+
+    def on_one_device_after_training(self):
+        """After a multi-process run's last epoch, the chief alone scores the saved checkpoint on its
+        own devices (the global distribution is unset: a computation over the processes' shared
+        variables would wait for the others); False on the other processes, which stop there."""
+        if not self.multi_process:
+            return True
+        if self.is_chief:
+            import keras  # lazy: this registry module is read when a config is validated
+
+            keras.distribution.set_distribution(None)
+        return self.is_chief
 
     def describe(self, global_batch):
         return {
@@ -126,11 +152,6 @@ def _mirrored(cfg):
 # trains under it: tests/test_distribute.py runs a bare Keras cluster and fails when one does.
 
 
-# A multi-process keras.distribution run shards tf.data input per process and needs each batch's
-# size known statically, which kerasclf's pipeline does not give yet (its last batch is partial):
-# seen on a 2-process localhost run. The validation pass refuses train.hosts with this until then.
-
-
 @register_distribution("multi-worker", description="tf.distribute.MultiWorkerMirroredStrategy over TF_CONFIG's cluster",
                        backend="tensorflow", unusable=(
     "train.distribute=multi-worker is not usable with this Keras: Keras 3's TensorFlow trainer fails under "
@@ -163,11 +184,7 @@ def _multi_worker(cfg):
 
 
 @register_distribution("data-parallel", description="keras.distribution.DataParallel: every device of every process",
-                       backend="jax", unusable_with_hosts=(
-    "train.hosts (a multi-process data-parallel run) is not supported yet: Keras shards tf.data input per process "
-    "only for batches of a static size, and kerasclf's input pipeline still ends an epoch with a partial batch. "
-    "On one host, train.distribute=data-parallel uses every local device (docs/distributed.md)."
-))
+                       backend="jax")
 def _data_parallel(cfg):
     import keras  # lazy: this registry module is read when a config is validated, before Keras starts
 
@@ -195,18 +212,21 @@ def build_distribution(cfg):
     return DISTRIBUTIONS.get(cfg.train.distribute).factory(cfg)
 
 
-def check_split_sizes(data, distribution):
+def check_split_sizes(data, distribute, devices, multi_process=False):
     """keras.distribution shards every batch evenly over the devices, the last partial one too, so
-    each split's size must be a multiple of the device count (tf.distribute pads; this does not)."""
-    if distribution.name != "data-parallel" or distribution.devices == 1:
+    each split's size must be a multiple of the device count (tf.distribute pads; this does not).
+    A multi-process run pads and drops to full batches instead (training.feeding). Run by
+    assemble.prepare (so by --dry-run) when the config gives the device count
+    (kerasclf.config.checks.known_device_count), and after the engine starts, which counts accelerators."""
+    if distribute != "data-parallel" or devices == 1 or multi_process:
         return
     for name in ("train", "val", "test"):
         split = data.split(name)
-        if split is not None and len(split) % distribution.devices:
+        if split is not None and len(split) % devices:
             raise ConfigError(
-                f"train.distribute=data-parallel shards every batch evenly over {distribution.devices} devices, the "
+                f"train.distribute=data-parallel shards every batch evenly over {devices} devices, the "
                 f"last one of an epoch too, but the {name} split has {len(split)} images, not a multiple of "
-                f"{distribution.devices}: change data.val_fraction / data.test_fraction or data.limit_per_class so "
+                f"{devices}: change data.val_fraction / data.test_fraction or data.limit_per_class so "
                 "that each split divides evenly."
             )
 

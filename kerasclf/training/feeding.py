@@ -4,6 +4,8 @@ Both feeders give `fit`/`evaluate` keyword arguments and the model to fit; the r
 wraps the model so it takes indices (see resident.py).
 """
 
+import math
+
 import keras
 
 from kerasclf.backend import have_tensorflow
@@ -46,8 +48,9 @@ class HostFeeder(_EpochOrdered):
     checkpoint = AtomicModelCheckpoint
 
     def __init__(self, data, batch_size, one_hot_labels, seed, mixing, shuffle_buffer, sampler=None,
-                 deterministic=False):
+                 deterministic=False, static_batches=False):
         self.data, self.batch_size, self.one_hot = data, batch_size, one_hot_labels
+        self.static_batches = static_batches  # a multi-process run: every batch full (data.pipeline.fit_inputs)
         self.seed, self.mixing, self.shuffle_buffer = seed, mixing, shuffle_buffer
         self.sampler = sampler  # P x K training batches (kerasclf.data.sampler) or None
         self.deterministic, self.orders = deterministic, []
@@ -62,7 +65,15 @@ class HostFeeder(_EpochOrdered):
             mixing=self.mixing if training else None, shuffle_buffer=self.shuffle_buffer,
             sampler=self.sampler if training else None,
             order=self._order(split_name, self.shuffle_buffer) if training else None, deterministic=self.deterministic,
+            static_batches=self.static_batches,
         )
+
+    def steps_per_epoch(self):
+        n = len(self.data.train)
+        return n // self.batch_size if self.static_batches else math.ceil(n / self.batch_size)
+
+    def train_images_dropped_per_epoch(self):
+        return len(self.data.train) % self.batch_size if self.static_batches else 0
 
 
 class ResidentFeeder(_EpochOrdered):
@@ -78,6 +89,9 @@ class ResidentFeeder(_EpochOrdered):
 
     def model_to_fit(self, model):
         return self.store.wrap(model)
+
+    def steps_per_epoch(self):
+        return math.ceil(len(self.data.train) / self.batch_size)
 
     def inputs(self, split_name, training=False):
         return self.store.inputs(
@@ -100,12 +114,17 @@ def preflight(cfg, data):
             "MixUp/CutMix on streamed data (data.stream) run in tf.data and need the TensorFlow backend: "
             "use KERAS_BACKEND=tensorflow, set data.stream=false, or turn augment.mixup/cutmix off."
         )
+    if len(cfg.train.hosts) > 1 and data.streamed:
+        raise ConfigError(
+            "A multi-process run (train.hosts) feeds every process full batches of the in-memory splits, but the "
+            "data is streamed from disk (data.stream): set data.stream=false, or train on one host."
+        )
     if cfg.train.gradient_flow_every:
         check_backend()
     build_sampler(cfg.data, data.train.y, cfg.seed)  # P larger than the training split's class count
 
 
-def choose_feeder(cfg, data, one_hot_labels, mixing):
+def choose_feeder(cfg, data, one_hot_labels, mixing, static_batches=False):
     if data.info.task == "segmentation":  # (image, mask) pairs from the host, augmented together in the step
         from kerasclf.training.segmentation import SegmentationFeeder  # imports this module: here, not at the top
 
@@ -125,5 +144,5 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
         return ResidentFeeder(data, cfg.data.batch_size, one_hot_labels, cfg.seed, sampler)
     return HostFeeder(
         data, cfg.data.batch_size, one_hot_labels, cfg.seed, mixing, cfg.data.shuffle_buffer, sampler,
-        deterministic=cfg.train.deterministic,
+        deterministic=cfg.train.deterministic, static_batches=static_batches,
     )

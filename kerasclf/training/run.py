@@ -8,7 +8,6 @@ state and clean stops are training/keeper.py.
 """
 
 import logging
-import math
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -50,9 +49,10 @@ def _mixing_fn(cfg):
     return batch_mixer(cfg.augment.mixup, cfg.augment.cutmix, seed=cfg.seed)
 
 
-def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
+def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None, weighted=False):
     """Compile with the configured loss (kerasclf.losses) and optimizer (kerasclf.training.optimizers);
-    `optim`/`epochs` override for a fine-tuning phase."""
+    `optim`/`epochs` override for a fine-tuning phase. `weighted`: the metrics read the batches'
+    sample weights (a multi-process run's padded evaluation batches, data.pipeline.fit_inputs)."""
     optimizer = build_optimizer(scaled_optim(optim or cfg.optim, cfg.data.batch_size), steps_per_epoch,
                                 epochs or cfg.train.epochs)
     loss, _ = build_loss(cfg)
@@ -65,7 +65,7 @@ def compile_model(model, cfg, steps_per_epoch, optim=None, epochs=None):
     model.compile(
         optimizer=optimizer,
         loss=loss,
-        metrics=metrics,
+        **{"weighted_metrics" if weighted else "metrics": metrics},
         jit_compile=cfg.train.jit_compile,
         steps_per_execution=cfg.train.steps_per_execution,
     )
@@ -128,17 +128,23 @@ def _best_so_far(rows, monitor, mode):
     return (min if mode == "min" else max)(values) if values else None
 
 
-def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose):
+def _fit(fit_model, fit_kwargs, callbacks, initial_epoch, epochs, verbose, multi_process=False):
     """model.fit from `initial_epoch`. Ctrl-C, SIGTERM and a non-finite loss raise out of it
-    (training/stops.py); what the finished epochs saved stays."""
+    (training/stops.py); what the finished epochs saved stays. `multi_process`: Keras shards the
+    input per process with tf.data ops that lose the epoch's batch count, so it learns the count
+    when the first epoch's input ends and warns that the input "ran out of data"; that warning
+    says nothing there and is not shown."""
     verbose, progress = fit_verbosity(verbose)  # "auto": one line per epoch unless stdout is a terminal
     if initial_epoch < epochs:
         logging.getLogger("kerasclf").info(
             "training epochs %d-%d; the first step compiles the model, which can take a minute on a CPU",
             initial_epoch + 1, epochs)
-    fit_model.fit(
-        initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
-    )
+    with warnings.catch_warnings():
+        if multi_process:
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        fit_model.fit(
+            initial_epoch=initial_epoch, epochs=epochs, callbacks=callbacks + progress, verbose=verbose, **fit_kwargs
+        )
 
 
 def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[Resume] = None) -> tuple[Path, dict]:
@@ -160,10 +166,13 @@ def train(cfg: Config, verbose: Union[int, str, None] = None, resume: Optional[R
         with distribution.scope():
             prepared = prepare(cfg, recorded)  # it checks log_dir and imports TensorFlow quietly
             check_global_batch(cfg.data.batch_size, distribution)
-            check_split_sizes(prepared.data, distribution)
+            check_split_sizes(prepared.data, distribution.name, distribution.devices, distribution.multi_process)
             prepared.summary.update(distribution.describe(cfg.data.batch_size))
             prepared.summary["lr_effective"] = scaled_optim(cfg.optim, cfg.data.batch_size).lr
-            feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg))
+            feeder = choose_feeder(cfg, prepared.data, label_format(cfg) == "one_hot", _mixing_fn(cfg),
+                                   static_batches=distribution.multi_process)
+            if distribution.multi_process:  # the partial batch each epoch drops, stated
+                prepared.summary["train_images_dropped_per_epoch"] = feeder.train_images_dropped_per_epoch()
             keeper = RunKeeper(cfg, prepared.model, feeder, resume)
         return _train(cfg, prepared, feeder, keeper, verbose, distribution)
     finally:  # the run directory is free again (for a --resume in this same process, too)
@@ -180,7 +189,7 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
         write_augmented_batch(model, data.train, data.info.class_names, run_dir / "augmented_batch.png", seed=cfg.seed)
     has_val = data.val is not None and len(data.val) > 0
     has_test = data.test is not None and len(data.test) > 0
-    steps = math.ceil(len(data.train) / cfg.data.batch_size)
+    steps = feeder.steps_per_epoch()
     verbose = cfg.train.verbose if verbose is None else verbose
     with distribution.scope():  # the wrappers' variables (resident table, centres) live on every device
         aux = aux_loss.setup(cfg, model, data)  # CE + loss.aux_weight * triplet/center on the embedding
@@ -199,7 +208,7 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
             fit_kwargs["validation_batch_size"] = val["batch_size"]
     first, total = cfg.train.epochs, cfg.train.epochs + cfg.train.finetune_epochs
     confusion = None
-    if data.info.task == "multiclass":  # one label per image: a confusion matrix says where it goes
+    if data.info.task == "multiclass" and not distribution.multi_process:  # one label per image: where it goes
         confusion = validation_confusion(model, data.val if has_val else None, data.info.class_names,
                                          cfg.data.batch_size)
 
@@ -207,13 +216,13 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
         return _history_log(keeper.history.rows)
 
     def run_phase(phase, start, end, **compile_kwargs):
-        compile_model(fit_model, cfg, steps, **compile_kwargs)
+        compile_model(fit_model, cfg, steps, weighted=distribution.multi_process, **compile_kwargs)
         keeper.restore(fit_model, phase)
         callbacks = _callbacks(cfg, keeper, monitor, mode, test_inputs, checkpoint_cls, phase_start=start,
                                keep_best=keep_best, confusion=confusion)
         callbacks += gradient_flow_callbacks(cfg, model, data, run_dir, start_epoch=start)
         _fit(fit_model, fit_kwargs, keeper.guard(callbacks, phase, end, steps), max(start, keeper.next_epoch), end,
-             verbose)
+             verbose, multi_process=distribution.multi_process)
 
     try:
         with distribution.scope(), keeper.stopping():
@@ -228,6 +237,9 @@ def _train(cfg, prepared, feeder, keeper, verbose, distribution):
         raise
     metrics = _metrics(prepared.summary, keeper, log(), monitor, feeder)
     metrics["checkpoint"] = checkpoint_name
+    if not distribution.on_one_device_after_training():  # another process of a multi-process run: the chief reports
+        metrics["run_directory"] = "written by process 0"
+        return run_dir, metrics
     if not keep_best:
         metrics["best_epoch"] = None  # no epoch was chosen: last.keras is the final one
     if has_test and (run_dir / checkpoint_name).exists() and data.info.task == "multiclass":
