@@ -75,3 +75,15 @@ def jax_gpu_started() -> bool:
         return any(name in ("cuda", "rocm", "gpu") for name in xla_bridge._backends)
     except Exception:
         return False
+
+
+def called_output(layer):
+    """The tensor `layer` produced where its model calls it. `Layer.output` is that for a layer,
+    but a nested model's `.output` is its own graph's output, not connected to the enclosing
+    model's inputs (Grad-CAM on a backbone model); its call in the enclosing graph is its last
+    inbound node, which no public attribute exposes."""
+    nodes = getattr(layer, "_inbound_nodes", None) or []
+    if isinstance(layer, keras.Model) and nodes:
+        outputs = nodes[-1].output_tensors
+        return outputs[0] if len(outputs) == 1 else outputs
+    return layer.output

@@ -572,7 +572,7 @@ np.save(sys.argv[3], grad_cam(model, np.load(sys.argv[2]), [0, 1, 2, 1]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cnn", "resnet9"])
+@pytest.mark.parametrize("name", ["cnn", "resnet9", "resnet18"])  # resnet18: a nested backbone model
 def test_grad_cam_maps_agree_between_tensorflow_and_jax(tmp_path, name):
     """The two backends take the gradient differently (GradientTape inside the whole model;
     jax.grad of the model after the feature map): the same registered model and images must
@@ -586,10 +586,10 @@ def test_grad_cam_maps_agree_between_tensorflow_and_jax(tmp_path, name):
     from kerasclf.data.info import DatasetInfo
     from kerasclf.models import build_model
 
-    info = DatasetInfo("synthetic", ["a", "b", "c"], (32, 32), 3, [120.0] * 3, [60.0] * 3)
-    model = build_model(load_config(None, [f"model.name={name}"]), info)
+    info = DatasetInfo("synthetic", ["a", "b", "c"], (64, 64), 3, [120.0] * 3, [60.0] * 3)  # resnet18: a 2x2 map
+    model = build_model(load_config(None, [f"model.name={name}", "model.weights=none"]), info)
     model.save(tmp_path / "model.keras")
-    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    images = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3)).astype("uint8")
     np.save(tmp_path / "images.npy", images)
     maps = {}
     for backend in ("tensorflow", "jax"):
@@ -599,5 +599,5 @@ def test_grad_cam_maps_agree_between_tensorflow_and_jax(tmp_path, name):
                                str(tmp_path / "images.npy"), str(out)], env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
         maps[backend] = np.load(out)
-    assert maps["tensorflow"].shape == (4, 32, 32) and maps["tensorflow"].max() > 0
+    assert maps["tensorflow"].shape == (4, 64, 64) and maps["tensorflow"].max() > 0
     np.testing.assert_allclose(maps["jax"], maps["tensorflow"], atol=2e-3)

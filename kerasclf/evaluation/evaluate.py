@@ -273,7 +273,11 @@ def _add_gradcam(model, chosen, probs, class_names, out):
     convolutional feature map (kerasclf.evaluation.gradcam)."""
     if getattr(chosen, "x", None) is None or not hasattr(chosen.x, "__getitem__"):
         return None
-    path = plot_gradcam_gallery(model, chosen.x, chosen.y, probs, class_names, out / "misclassified_gradcam.png")
+    try:
+        path = plot_gradcam_gallery(model, chosen.x, chosen.y, probs, class_names, out / "misclassified_gradcam.png")
+    except ValueError as exc:  # an architecture the map cannot be cut from: the other reports still matter
+        warnings.warn(f"No Grad-CAM gallery for this model ({exc}); every other report was written.", stacklevel=2)
+        return None
     report = out / "report.md"
     if path and report.is_file():
         caption = "Grad-CAM on the misclassified images (predicted class; red: where the score rose)"

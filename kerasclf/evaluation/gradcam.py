@@ -19,6 +19,7 @@ from matplotlib import colormaps
 
 from kerasclf.evaluation.figures import WRONG, image_grid, to_display
 from kerasclf.evaluation.metrics import misclassified_indices
+from kerasclf.keras_private import called_output
 from kerasclf.models.heads import EMBEDDING
 
 SKIPPED_LAYERS = ("image", "preprocess", "resize")  # 4-D too, but before the network
@@ -47,7 +48,7 @@ def _tensorflow_cam_gradients(model, layer_name):
     """(images, classes) -> (feature maps, d score / d feature map), both numpy."""
     import tensorflow as tf  # lazy: TensorFlow is optional (JAX-only installs)
 
-    grad_model = keras.Model(_image_input(model), [model.get_layer(layer_name).output, model.outputs[0]])
+    grad_model = keras.Model(_image_input(model), [called_output(model.get_layer(layer_name)), model.outputs[0]])
 
     def gradients(images, classes):
         x, target = tf.convert_to_tensor(images), tf.convert_to_tensor(classes, tf.int32)
@@ -62,7 +63,7 @@ def _tensorflow_cam_gradients(model, layer_name):
 def _jax_cam_gradients(model, layer_name):
     import jax  # lazy: JAX is optional
 
-    tensor = model.get_layer(layer_name).output
+    tensor = called_output(model.get_layer(layer_name))
     try:  # the model from the feature map on; fails when the image reaches the head another way
         upper = keras.Model(tensor, model.outputs[0])
     except ValueError:
