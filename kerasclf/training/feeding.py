@@ -7,6 +7,8 @@ wraps the model so it takes indices (see resident.py).
 import keras
 
 from kerasclf.backend import have_tensorflow
+from kerasclf.config import data_task
+from kerasclf.data.budget import RESIDENT_LIMIT_BYTES, Training
 from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
 from kerasclf.data.sampler import build_sampler
@@ -14,10 +16,7 @@ from kerasclf.errors import ConfigError
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
 from kerasclf.training.callbacks import EpochClock
 from kerasclf.training.gradient_flow import check_backend
-from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, table_bytes
-
-# Above this many bytes of uint8 images, "auto" keeps data on the host.
-RESIDENT_LIMIT_BYTES = 4 * 2**30
+from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, device_is_host, table_bytes
 
 
 class _EpochOrdered:
@@ -103,6 +102,19 @@ def preflight(cfg, data):
     if cfg.train.gradient_flow_every:
         check_backend()
     build_sampler(cfg.data, data.train.y, cfg.seed)  # P larger than the training split's class count
+
+
+def memory_intent(cfg):
+    """What choose_feeder will hold, known before the data exist (for the memory budget,
+    kerasclf.data.budget): resident True / False / "auto" (resident up to RESIDENT_LIMIT_BYTES),
+    and whether the resident table's "device" is host memory."""
+    setting = cfg.train.data_on_device
+    mixing = bool(cfg.augment.mixup or cfg.augment.cutmix)
+    if setting == "auto" and (mixing or (keras.backend.backend() == "tensorflow" and have_tensorflow())):
+        setting = False
+    if cfg.data.stream is True or data_task(cfg.data) == "segmentation":
+        setting = False
+    return Training(resident=setting, on_host=device_is_host() if setting else True)
 
 
 def choose_feeder(cfg, data, one_hot_labels, mixing):
