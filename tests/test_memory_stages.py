@@ -164,3 +164,27 @@ def test_galleries_read_only_the_images_they_show(tmp_path):
     plot_prediction_grid(images, y_true, y_pred, ["a", "b", "c"], tmp_path / "samples.png")
     plot_misclassified(images, y_true, y_pred, ["a", "b", "c"], tmp_path / "wrong.png")
     assert 0 < images.read <= 2 * 36
+
+
+def test_a_source_that_lists_files_is_guarded_too(big_size_folder, tmp_path, little_memory, monkeypatch):
+    """Dogs vs Cats lists its files (FileImages) and build_dataset decodes them: that path had no
+    guard at all (the issue's 17 GB run). It is refused by the same budget, before decoding."""
+    import kerasclf.data as data_module
+    from kerasclf.config import load_config
+    from kerasclf.data import files
+    from kerasclf.data.files import FileImages
+    from kerasclf.data.registry import RawDataset
+    from kerasclf.data.splits import Split
+    from kerasclf.errors import DataError
+
+    paths = sorted(str(p) for p in big_size_folder.rglob("*.jpg"))
+    labels = np.array([0 if "/a/" in p else 1 for p in paths], np.int32)
+    listed = RawDataset({"train": Split(FileImages(paths, (1500, 1500), verified=True), labels, paths)}, ["cat", "dog"])
+    monkeypatch.setattr(data_module, "load_raw", lambda *args, **kwargs: listed)
+    decoded = []
+    monkeypatch.setattr(files, "decode_files", lambda *args, **kwargs: decoded.append(args))
+    cfg = load_config(None, ["data.source=cats-vs-dogs", "data.image_size=[1500, 1500]", "data.stream=false",
+                             "data.test_fraction=0.2"])
+    with pytest.raises(DataError, match=r"The data 'cats-vs-dogs': 20 images at 1500x1500 .* at the splits stage"):
+        data_module.build_dataset(cfg.data)
+    assert not decoded
