@@ -10,6 +10,8 @@ file listing, before anything is decoded), the bytes each stage of a run holds a
   splits            carving val/test (data.val_fraction, data.test_fraction, limit_per_class,
                     data.classes) copies every image once into its split while the decoded
                     array is still held (kerasclf.data.__init__ takes each split once);
+                    Array sources resized to data.image_size hold their arrays beside the
+                    resized splits instead;
   statistics        the decoded images plus a bounded working chunk (splits.channel_sums);
   resident table    train.data_on_device: the splits, the splits converted by the backend
                     and, on a CPU backend, the table they are concatenated into (the
@@ -44,8 +46,8 @@ STATS_WORKING_FACTOR = 5  # the statistics hold a uint8 chunk and its uint32 cop
 # tf.data's parallel decode holds this many images in flight (AUTOTUNE on a few cores), each
 # decoded at the JPEG draft size or, for other formats, at full size, plus a float32 copy while resizing.
 IN_FLIGHT = 16
-# tf.data buffers, thread stacks and allocator arenas, the batch being concatenated: about
-# 170 MiB measured on 2 cores (tests/test_memory_budget.py)
+# tf.data buffers, thread stacks and allocator arenas: with the images in flight, 120-180 MiB
+# measured on 2 cores, and still held after decoding (tests/test_memory_budget.py)
 FIXED_BYTES = 192 * 2**20
 # Batches a streamed pipeline holds at once (tf.data prefetch and the batch being assembled).
 STREAM_BATCHES = 4

@@ -117,6 +117,8 @@ def write_embedding_report(out_dir, embeddings, labels, class_names, *, split, i
     figures = []
     sets = [(split, embeddings, y)] + ([("train", *reference)] if reference is not None and split != "train" else [])
     for name, emb, lab in sets:
+        # at most tsne_points: t-SNE's time and memory grow with the points (so the memory budget,
+        # kerasclf.data.budget, need not count it)
         keep = retrieval.subsample(lab, tsne_points, seed)
         if len(keep) < 5:
             continue
