@@ -137,7 +137,7 @@ class Subset(CountingImages):
 
 
 def test_the_embedding_report_reads_only_the_points_it_shows(tmp_path, monkeypatch):
-    """t-SNE and the projector use a subsample of --tsne-points: of a 600-image split on disk, the
+    """t-SNE and the projector use a subsample of --tsne-points: of a 300-image split on disk, the
     sprite decodes those images only, and t-SNE is fitted on that many points."""
     from kerasclf.evaluation import embeddings as module
 
@@ -145,13 +145,13 @@ def test_the_embedding_report_reads_only_the_points_it_shows(tmp_path, monkeypat
     real_tsne = module.tsne
     monkeypatch.setattr(module, "tsne", lambda x, dims, seed=0: fitted.append(len(x)) or real_tsne(x, dims, seed))
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(3), 200)
-    vectors = rng.normal(size=(600, 8)) + labels[:, None]
-    images = CountingImages(600)
+    labels = np.repeat(np.arange(3), 100)
+    vectors = rng.normal(size=(300, 8)) + labels[:, None]
+    images = CountingImages(300)
     module.write_embedding_report(tmp_path / "emb", vectors, labels, ["a", "b", "c"], split="test", images=images,
-                                  tsne_points=60, projector_points=60)
-    assert fitted and max(fitted) <= 60
-    assert images.read == 60  # was 600: the whole split was decoded, then 60 kept
+                                  tsne_points=30, projector_points=30)
+    assert fitted and max(fitted) <= 30
+    assert images.read == 30  # was 300: the whole split was decoded, then 30 kept
 
 
 def test_galleries_read_only_the_images_they_show(tmp_path):
@@ -188,3 +188,26 @@ def test_a_source_that_lists_files_is_guarded_too(big_size_folder, tmp_path, lit
     with pytest.raises(DataError, match=r"The data 'cats-vs-dogs': 20 images at 1500x1500 .* at the splits stage"):
         data_module.build_dataset(cfg.data)
     assert not decoded
+
+
+def test_auto_feeds_from_the_host_when_the_resident_table_would_not_fit(big_size_folder, monkeypatch, caplog):
+    """train.data_on_device=auto is a choice, not a demand: where the table would not fit but the rest
+    does, the run goes on with host feeding (said in a log line); `true` is refused as above."""
+    import logging
+
+    from kerasclf.config import load_config
+    from kerasclf.data import build_dataset
+    from kerasclf.data.budget import Training
+    from kerasclf.errors import DataError
+
+    # the splits stage (450 MiB) fits in 80% of 650 MiB, the resident table (579 MiB) does not
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=650 * MIB, total=1300 * MIB))
+    cfg = load_config(None, [f"data.source=folder:{big_size_folder}", "data.image_size=[1500, 1500]",
+                             "data.stream=false", "data.decoded_cache=false", "data.val_fraction=0.2"])
+    with caplog.at_level(logging.INFO, logger="kerasclf"):
+        data = build_dataset(cfg.data, training=Training("auto"))
+    assert data.resident_ruled_out and len(data.train) == 16
+    assert "batches are fed from the host instead" in caplog.text
+    assert not build_dataset(cfg.data, training=Training(False)).resident_ruled_out
+    with pytest.raises(DataError, match="device-resident table stage"):
+        build_dataset(cfg.data, training=Training(True))

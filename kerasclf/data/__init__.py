@@ -34,6 +34,8 @@ class Dataset:
     val: Split | None
     test: Split | None
     notes: dict = field(default_factory=dict)  # the source's notes, plus "streamed"
+    # the memory budget ruled out train.data_on_device=auto's device-resident table (kerasclf.data.budget)
+    resident_ruled_out: bool = False
 
     @property
     def streamed(self):
@@ -121,7 +123,8 @@ def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False,
         std=std,
         task=task,
     )
-    return Dataset(info, train, val, test, notes={**notes, "streamed": streamed})
+    return Dataset(info, train, val, test, notes={**notes, "streamed": streamed},
+                   resident_ruled_out=bool(training is not None and training.ruled_out))
 
 
 def random_split(split, fraction, seed, what="data.val_fraction", class_names=None):

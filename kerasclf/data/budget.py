@@ -29,6 +29,7 @@ build_dataset), the data report and training's prepare step all reach it through
 build_dataset.
 """
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -54,6 +55,7 @@ STREAM_BATCHES = 4
 # Above this many bytes of uint8 images, train.data_on_device=auto keeps data on the host.
 RESIDENT_LIMIT_BYTES = 4 * 2**30
 LARGEST_SAMPLE = 32  # files whose headers give the in-flight images' size
+log = logging.getLogger("kerasclf")
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Training:
 
     resident: object = False
     on_host: bool = True
+    ruled_out: bool = False  # "auto" and the table would not fit: batches are fed from the host (check_data)
 
 
 @dataclass
@@ -183,9 +186,22 @@ def check_data(data_cfg, what, num_images, image_size, split_names, *, paths=Non
     files when there are any); what every path that builds a data set calls before it decodes.
     data_cfg None: a source loaded on its own (nothing carved, no batch size)."""
     largest = largest_size(paths, seed) if paths is not None and len(paths) else None
-    plan = memory_plan(num_images, image_size, largest=largest, decode=decode, carve=carves(data_cfg, split_names),
-                       streamed=streamed, batch_size=batch_size or getattr(data_cfg, "batch_size", None), training=training,
-                       source_bytes=source_bytes)
+
+    def plan_for(intent):
+        return memory_plan(num_images, image_size, largest=largest, decode=decode, carve=carves(data_cfg, split_names),
+                           streamed=streamed, batch_size=batch_size or getattr(data_cfg, "batch_size", None),
+                           training=intent, source_bytes=source_bytes)
+
+    plan = plan_for(training)
+    stage = "device-resident table"
+    if (training is not None and training.resident == "auto" and stage in plan.stages
+            and plan.peak > BUDGET_SHARE * psutil.virtual_memory().available):
+        # train.data_on_device=auto chooses: feeding batches from the host needs no second copy
+        training.ruled_out = True
+        log.info("train.data_on_device=auto: the device-resident table would take the run to %s of memory, over "
+                 "%.0f%% of what is available; batches are fed from the host instead.", _gb(plan.total(stage)),
+                 100 * BUDGET_SHARE)
+        plan = plan_for(Training(False))
     return check_memory(plan, num_images, image_size, what)
 
 

@@ -131,6 +131,7 @@ def choose_feeder(cfg, data, one_hot_labels, mixing):
             and not data.streamed
             and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
             and table_bytes(data) <= RESIDENT_LIMIT_BYTES
+            and not getattr(data, "resident_ruled_out", False)  # the memory budget found no room for it (kerasclf.data.budget)
         )
     sampler = build_sampler(cfg.data, data.train.y, cfg.seed)
     if setting:
