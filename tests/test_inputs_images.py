@@ -146,7 +146,8 @@ def test_image_size_too_large_for_memory_is_refused_before_decoding(tmp_path, ma
     side = int((available / 4 / 3) ** 0.5) + 1  # four images at side x side x 3 bytes > available
     decoded = []
     monkeypatch.setattr(folder, "decode_files", lambda *args, **kwargs: decoded.append(args))
-    with pytest.raises(DataError, match=r"needs \d+\.\d GiB of memory .* Set a smaller data.image_size") as info:
+    refusal = r"need about \d+\.\d GiB of memory at the \w+ stage .* set a smaller data\.(batch_size or data\.)?image_size"
+    with pytest.raises(DataError, match=refusal) as info:
         build_dataset(data(f"folder:{root}", image_size=[side, side]))
     assert "4 images" in str(info.value) and not decoded  # refused before any decode
 

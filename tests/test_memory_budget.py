@@ -21,7 +21,19 @@ from kerasclf.data.provenance import digest
 from kerasclf.data.splits import Split
 from kerasclf.data.images import decode_files
 args = json.loads(sys.argv[1])
+import keras
+from kerasclf.data import budget
+from kerasclf.training.feeding import memory_intent
+from kerasclf.training.resident import ResidentData
+plans = []
+checked = budget.check_memory
+def record(plan, *rest):
+    plans.append(plan)
+    return checked(plan, *rest)
+budget.check_memory = record  # the estimate the run itself is checked against
 decode_files(args["warm"], (8, 8))  # tf.data's threads and kernels exist before the baseline
+tiny = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+tiny(np.zeros((1, 8, 8, 3), np.uint8))  # Keras's layers and ops exist before the baseline
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -36,6 +48,18 @@ if args["what"] == "build":
     data = build_dataset(cfg.data, 0)
     out["decoded_bytes"] = int(sum(s.x.nbytes for s in (data.train, data.val) if s is not None))
     out["image_size"] = list(data.info.image_size)
+elif args["what"] == "stages":  # decoding, splits, statistics and the device-resident table of a training run
+    cfg = load_config(None, [f"data.source=folder:{args['root']}", "data.stream=false", "data.decoded_cache=false",
+                             "data.val_fraction=0.2", "data.test_fraction=0.1", f"data.image_size={args['size']}",
+                             "train.data_on_device=true"])
+    data = build_dataset(cfg.data, 0, training=memory_intent(cfg))
+    out["after_build"] = psutil.Process().memory_info().rss
+    h, w = args["size"]
+    model = keras.Sequential([keras.Input((h, w, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
+    wrapped = ResidentData(data, lambda s: s.y).wrap(model)
+    out["decoded_bytes"] = int(sum(s.x.nbytes for s in (data.train, data.val, data.test)))
+    out["estimate"] = plans[-1].peak
+    out["stages"] = {name: plans[-1].total(name) for name in plans[-1].stages}
 else:
     paths = args["paths"]
     split = Split(FileImages(paths, tuple(args["size"])), np.zeros(len(paths), np.int32), paths)
@@ -77,8 +101,8 @@ def probe(args):
 def test_decoding_large_photos_stays_within_the_estimate(tmp_path):
     """36 photos of 3000x2000 (6 Mpx each, 648 MB if decoded at full size), data.image_size unset:
     the size rule caps them at 512 px, JPEGs decode drafted, and the peak stays within the
-    estimate that guards decoding (kerasclf.data.sizing.decode_peak_bytes)."""
-    from kerasclf.data.sizing import decode_peak_bytes
+    estimate that guards decoding (kerasclf.data.budget's decoding stage)."""
+    from kerasclf.data.budget import decode_peak_bytes
 
     paths = photos(tmp_path / "photos", 36, (2000, 3000))
     warm = photos(tmp_path / "warm", 2, (40, 60), seed=1)
@@ -104,3 +128,23 @@ def test_hashing_a_streamed_split_holds_a_chunk_not_the_split(tmp_path):
     whole = result["decoded_bytes"]  # 240 x 384 x 512 x 3 = 135 MiB
     print(f"digest: growth {growth / 2**20:.0f} MiB for a {whole / 2**20:.0f} MiB split (chunk {CHUNK_BYTES / 2**20:.0f} MiB)")
     assert growth < whole, (growth, whole)  # the whole split decoded (and copied to bytes) was over 2x that
+
+
+@pytest.mark.slow
+def test_every_stage_of_a_resident_run_stays_within_the_budget(tmp_path):
+    """Decoding, carving val and test, the statistics and the device-resident table (train.data_on_device
+    on a CPU backend, where the "device" copy is host memory too) of 240 photos of 1000x800 at 384x480:
+    the peak RSS of the whole sequence stays within the estimate the run was checked against
+    (kerasclf.data.budget.memory_plan), and the estimate is not loose (it is a peak, so the measured
+    peak is at least 60% of it; here the resident table's three copies dominate)."""
+    photos(tmp_path / "photos", 240, (800, 1000))
+    warm = photos(tmp_path / "warm", 2, (40, 60), seed=1)
+    result = probe({"what": "stages", "root": str(tmp_path / "photos"), "warm": warm, "size": [384, 480]})
+    growth = result["peak"] - max(result["baseline"], result["peak_before"])
+    estimate, mib = result["estimate"], 2**20
+    print(f"peak RSS growth {growth / mib:.0f} MiB, estimate {estimate / mib:.0f} MiB "
+          f"({', '.join(f'{k} {v / mib:.0f}' for k, v in result['stages'].items())}), "
+          f"decoded images {result['decoded_bytes'] / mib:.0f} MiB")
+    assert result["decoded_bytes"] == 240 * 384 * 480 * 3
+    assert growth <= estimate, (growth, estimate)
+    assert growth >= 0.6 * estimate, (growth, estimate)

@@ -37,8 +37,12 @@ def test_true_streams_false_decodes(folder):
 def test_auto_streams_when_decoded_images_exceed_the_memory_share(folder, monkeypatch):
     import psutil
 
+    from kerasclf.data import budget
+
+    monkeypatch.setattr(budget, "FIXED_BYTES", 0)  # tf.data's own memory would dwarf these 15 KB of images
     decoded = 36 * 10 * 14 * 3  # bytes of the folder's images once decoded
-    # decoding in memory may take half of it: the images plus 5x them for the channel statistics
+    # the memory budget (kerasclf.data.budget) allows 80% of it: its largest stage here is the statistics,
+    # the images plus 5x them
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=decoded * 20))
     assert not build_dataset(data(folder, memory_fraction=0.2)).streamed  # 4x the images' size allowed
     assert build_dataset(data(folder, memory_fraction=0.04)).streamed  # 0.8x their size allowed
@@ -50,8 +54,11 @@ def test_auto_without_tensorflow_decodes_and_warns(folder, monkeypatch):
     from kerasclf import backend
 
     monkeypatch.setattr(backend, "have_tensorflow", lambda: False)
-    # more than data.memory_fraction (0.05) of the memory, so auto would stream, but within the half
-    # that decoding into memory may take, statistics included (kerasclf.data.sizing: 6x the images here)
+    from kerasclf.data import budget
+
+    monkeypatch.setattr(budget, "FIXED_BYTES", 0)  # tf.data's own memory would dwarf these 15 KB of images
+    # more than data.memory_fraction (0.05) of the memory, so auto would stream, but within the 80%
+    # the memory budget allows (kerasclf.data.budget: the statistics stage, 6x the images here)
     decoded = 36 * 10 * 14 * 3
     monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory(available=13 * decoded))
     with pytest.warns(UserWarning, match="streaming needs TensorFlow"):

@@ -6,10 +6,12 @@ names and the train split's per-channel statistics.
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from kerasclf.config import FOLDER_PREFIX, DataConfig, data_task
+from kerasclf.data.budget import check_data
 from kerasclf.data.cache import cache_dir
 from kerasclf.data.files import choose_stream, decode_split, is_streamed, readable_split
 from kerasclf.data.geometry import fit_mask
@@ -32,6 +34,8 @@ class Dataset:
     val: Split | None
     test: Split | None
     notes: dict = field(default_factory=dict)  # the source's notes, plus "streamed"
+    # the memory budget ruled out train.data_on_device=auto's device-resident table (kerasclf.data.budget)
+    resident_ruled_out: bool = False
 
     @property
     def streamed(self):
@@ -46,13 +50,15 @@ class Dataset:
                 (("train", self.train), ("val", self.val), ("test", self.test))}
 
 
-def load_raw(source, data_cfg, seed=0, keep_files=False):
-    """The source's own splits, before class selection and carving."""
+def load_raw(source, data_cfg, seed=0, keep_files=False, training=None):
+    """The source's own splits, before class selection and carving. training: what training
+    will hold (kerasclf.data.budget.Training), for the memory budget checked before decoding."""
     if source.startswith(FOLDER_PREFIX):
         return load_folder(
             source[len(FOLDER_PREFIX):], data_cfg.image_size, data_cfg.resize, seed,
             stream=True if keep_files else data_cfg.stream, memory_fraction=data_cfg.memory_fraction,
             batch_size=data_cfg.batch_size, cache=decoded_cache(data_cfg),
+            memory=partial(check_data, data_cfg, training=training),
         )
     entry = load_builtin_datasets().get(source)
     return entry.factory(data_cfg, cache_dir(data_cfg.data_dir))
@@ -63,14 +69,22 @@ def decoded_cache(data_cfg: DataConfig):
     return cache_dir(data_cfg.data_dir) if getattr(data_cfg, "decoded_cache", True) else None
 
 
-def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False) -> Dataset:
+def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False, training=None) -> Dataset:
     """keep_files: leave image files on disk whatever data.stream says (for code that reads
-    them a chunk at a time, such as the data report; training needs data.stream for that)."""
+    them a chunk at a time, such as the data report; training needs data.stream for that).
+    training: what training will hold (kerasclf.data.budget.Training; None when nothing trains):
+    the memory budget (kerasclf.data.budget) counts it before anything is decoded."""
     if data_cfg.split_seed is not None:
         seed = data_cfg.split_seed  # the same held-out images whatever the run's seed
     task = data_task(data_cfg)
-    raw = load_raw(data_cfg.source, data_cfg, seed, keep_files)
-    splits, class_names = _decode_or_stream(raw.splits, data_cfg, keep_files), list(raw.class_names)
+    raw = load_raw(data_cfg.source, data_cfg, seed, keep_files, training)
+    splits = _decode_or_stream(raw.splits, data_cfg, keep_files, training, seed)
+    if not data_cfg.source.startswith(FOLDER_PREFIX) and not any(is_streamed(s) for s in raw.splits.values()):
+        _check_arrays(splits, data_cfg, training)  # folders and files were checked before decoding
+    class_names = list(raw.class_names)
+    # Carving moves row numbers, not images; _take_rows copies each final split's images once
+    # (taking them split by split held the decoded array, an intermediate split and its parts: 3x).
+    splits, origins = _row_numbers(splits)
     if data_cfg.classes is not None and task == "multiclass":
         splits, class_names = select_classes(splits, class_names, data_cfg.classes)
     _check_class_count(data_cfg, class_names)
@@ -87,10 +101,13 @@ def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False)
         if task != "multiclass":
             raise DataError(f"data.limit_per_class counts images per class, which a {task} data set does not have.")
         train = limit_per_class(train, data_cfg.limit_per_class, seed)
-    if data_cfg.image_size is not None:
-        size = tuple(data_cfg.image_size)
+    size = None if data_cfg.image_size is None else tuple(data_cfg.image_size)
+    train, val, test = (_take_rows(s, origins, size, data_cfg.resize) for s in (train, val, test))
+    notes = raw.notes
+    del splits, origins, raw  # the decoded array: freed once the splits are taken from it
+    if size is not None:
         train, val, test = (
-            None if s is None else Split(resize_array(s.x, size, data_cfg.resize), _fit_labels(s.y, size, task, data_cfg.resize), s.paths)
+            None if s is None else Split(s.x, _fit_labels(s.y, size, task, data_cfg.resize), s.paths)
             for s in (train, val, test)
         )
     if train.x.shape[-1] == 1:  # grayscale sources become RGB so every model takes them
@@ -106,7 +123,8 @@ def build_dataset(data_cfg: DataConfig, seed: int = 0, keep_files: bool = False)
         std=std,
         task=task,
     )
-    return Dataset(info, train, val, test, notes={**raw.notes, "streamed": streamed})
+    return Dataset(info, train, val, test, notes={**notes, "streamed": streamed},
+                   resident_ruled_out=bool(training is not None and training.ruled_out))
 
 
 def random_split(split, fraction, seed, what="data.val_fraction", class_names=None):
@@ -129,7 +147,49 @@ def _fit_labels(y, size, task, policy):
     return np.stack([fit_mask(m, size, policy) for m in y])
 
 
-def _decode_or_stream(splits, data_cfg, keep_files=False):
+def _row_numbers(splits):
+    """Array splits with their images replaced by (origin, row) pairs, and {origin: images}:
+    carving, class selection and limit_per_class then move pairs (Split.take). Files on disk
+    (FileImages) are returned as they are: taking from them decodes nothing."""
+    if any(is_streamed(s) for s in splits.values()):
+        return splits, None
+    origins, out = {}, {}
+    for k, (name, split) in enumerate(splits.items()):
+        origins[k] = split.x
+        out[name] = Split(np.stack([np.full(len(split), k), np.arange(len(split))], 1), split.y, split.paths)
+    return out, origins
+
+
+def _take_rows(split, origins, size=None, policy="crop"):
+    """The split's images taken from its origin once (no copy when it is the origin whole),
+    fitted to `size` on the way when given (data.image_size on an array source)."""
+    if split is None or origins is None:
+        return split if split is None or size is None else Split(resize_array(split.x, size, policy), split.y, split.paths)
+    which, rows = split.x[:, 0], split.x[:, 1]
+    source = origins[int(which[0])] if len(which) else next(iter(origins.values()))
+    if len(which) and (which != which[0]).any():  # carving takes from one split only
+        raise AssertionError("a split took images from two source splits")
+    if size is not None and source.shape[1:3] != tuple(size):
+        return Split(resize_array(source, size, policy, rows=rows), split.y, split.paths)
+    whole = len(rows) == len(source) and np.array_equal(rows, np.arange(len(source)))
+    return Split(source if whole else source[rows], split.y, split.paths)
+
+
+def _check_arrays(splits, data_cfg, training):
+    """The memory budget of a source that returned arrays (already in memory: the splits,
+    resizing to data.image_size, statistics and the resident table are still to come)."""
+    arrays = [s.x for s in splits.values() if s is not None]
+    count = sum(len(x) for x in arrays)
+    if not count:
+        return
+    size = tuple(data_cfg.image_size) if data_cfg.image_size is not None else tuple(arrays[0].shape[1:3])
+    held = sum(x.nbytes for x in arrays)
+    resized = size != tuple(arrays[0].shape[1:3]) or arrays[0].shape[-1] != 3
+    check_data(data_cfg, f"The data {data_cfg.source!r}", count, size, list(splits), decode=False,
+               source_bytes=held if resized else 0, training=training)
+
+
+def _decode_or_stream(splits, data_cfg, keep_files=False, training=None, seed=0):
     """Splits of files (FileImages) decoded into memory, or kept on disk to be streamed
     (data.stream / data.memory_fraction); array splits unchanged."""
     on_disk = [name for name, s in splits.items() if is_streamed(s)]
@@ -138,6 +198,10 @@ def _decode_or_stream(splits, data_cfg, keep_files=False):
     count = sum(len(splits[name]) for name in on_disk)
     size = splits[on_disk[0]].x.image_size
     stream = keep_files or choose_stream(data_cfg.stream, count, size, data_cfg.memory_fraction)
+    paths = [p for name in on_disk for p in splits[name].x.paths]
+    if not data_cfg.source.startswith(FOLDER_PREFIX):  # a folder was checked by load_folder
+            check_data(data_cfg, f"The data {data_cfg.source!r}", count, size, list(splits), paths=paths,
+                   streamed=stream, training=training, seed=seed)
     if stream:
         return {name: readable_split(s, f"{data_cfg.source} ({name})") if name in on_disk else s
                 for name, s in splits.items()}

@@ -152,6 +152,8 @@ def recorded_split(dataset, record, name, remedy=None):
 def concatenate(dataset):
     """Every image of the dataset (train, val and test) as one split: `--split all`."""
     parts = [s for s in (dataset.train, dataset.val, dataset.test) if s is not None and len(s)]
+    if len(parts) == 1:  # other data is evaluated uncarved: its one split, not a second copy of its images
+        return parts[0]
     paths = None if any(p.paths is None for p in parts) else [q for p in parts for q in p.paths]
     return Split(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), paths)
 

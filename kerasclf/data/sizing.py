@@ -1,4 +1,5 @@
-"""The size images are decoded to when `data.image_size` is not set, and whether they fit in memory.
+"""The size images are decoded to when `data.image_size` is not set (whether they then fit in
+memory: kerasclf.data.budget).
 
 The rule (stated in a message whenever it is used):
   the median height and the median width of the folder's training images, read from the
@@ -10,19 +11,15 @@ to choose the size yourself.
 """
 
 import logging
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import psutil
 
 from kerasclf.data.images import image_size_of
-from kerasclf.data.splits import STATS_CHUNK_BYTES
 from kerasclf.errors import DataError
 
 SAMPLE = 5000
 MAX_SIDE = 512
-STATS_WORKING_FACTOR = 5  # the statistics hold a uint8 chunk and its uint32 copy
 log = logging.getLogger("kerasclf")
 
 
@@ -62,48 +59,3 @@ def derive_image_size(paths, where, seed=0):
         height, width, sampled, capped, spread,
     )
     return height, width
-
-
-# tf.data's parallel decode holds this many images in flight (AUTOTUNE on a few cores), each
-# decoded at the JPEG draft size or, for other formats, at full size, plus a float32 copy while resizing.
-IN_FLIGHT = 16
-# tf.data buffers, thread stacks and allocator arenas, the batch being concatenated, the
-# statistics' chunk: about 170 MiB measured on 2 cores (tests/test_memory_budget.py)
-FIXED_BYTES = 192 * 2**20
-
-
-def decode_peak_bytes(num_images, image_size, largest=None):
-    """The memory decoding into one array may take at its peak: the array about twice (batches
-    are concatenated), the images in flight at their largest decoded size, and a fixed part.
-    check_fits_in_memory guards decoding with this rule's main term; the test of peak RSS on
-    large generated photos (tests/test_memory_budget.py) holds the whole of it against measurement."""
-    height, width = (int(s) for s in image_size)
-    need = 2 * int(num_images) * height * width * 3
-    if largest is not None:  # a JPEG decodes at the largest 1/r (r = 8, 4, 2, 1) still >= the target
-        full_h, full_w = (int(s) for s in largest)
-        r = next(r for r in (8, 4, 2, 1) if r == 1 or (full_h // r >= height and full_w // r >= width))
-        need += IN_FLIGHT * (full_h // r) * (full_w // r) * (3 + 4 * 3)  # uint8 decode + float32 resize
-    return need + FIXED_BYTES
-
-
-def check_fits_in_memory(num_images, image_size, what):
-    """Refuse before decoding when the decoded images would take over half the available memory
-    (the in-memory path holds them about twice while assembling the array). Returns the bytes
-    counted: the decoded images plus the per-channel statistics' working memory, which is
-    bounded (a chunk at a time: kerasclf.data.splits.channel_sums), not another copy."""
-    height, width = image_size
-    images = int(num_images) * int(height) * int(width) * 3
-    need = images + STATS_WORKING_FACTOR * min(STATS_CHUNK_BYTES, images)  # a chunk is at most all the images
-    available = psutil.virtual_memory().available
-    if need > available / 2:
-        raise DataError(
-            f"{what}: decoding {num_images:,} images at {height}x{width} needs {_gb(need)} of memory "
-            f"({num_images:,} x {height} x {width} x 3 bytes, and about twice that while loading), but only "
-            f"{_gb(available)} is available. Set a smaller data.image_size (e.g. [224, 224]: "
-            f"{_gb(int(num_images) * 224 * 224 * 3)}), or use fewer images."
-        )
-    return need
-
-
-def _gb(n):
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 / 10 else f"{math.ceil(n / 2**20)} MiB"

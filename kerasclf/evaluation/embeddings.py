@@ -87,7 +87,8 @@ def _sprite(path, images, thumb):
     side = math.ceil(math.sqrt(n))
     thumb = max(1, min(thumb, SPRITE_MAX_SIDE // side))
     sheet = Image.new("RGB", (side * thumb, side * thumb))
-    for i, image in enumerate(np.asarray(images, np.uint8)):
+    for i in range(n):  # one image at a time: a split of files (FileImages) decodes only the shown ones
+        image = np.asarray(images[i], np.uint8)
         tile = Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).convert("RGB")
         sheet.paste(tile.resize((thumb, thumb), Image.BILINEAR), ((i % side) * thumb, (i // side) * thumb))
     sheet.save(path)
@@ -116,6 +117,8 @@ def write_embedding_report(out_dir, embeddings, labels, class_names, *, split, i
     figures = []
     sets = [(split, embeddings, y)] + ([("train", *reference)] if reference is not None and split != "train" else [])
     for name, emb, lab in sets:
+        # at most tsne_points: t-SNE's time and memory grow with the points (so the memory budget,
+        # kerasclf.data.budget, need not count it)
         keep = retrieval.subsample(lab, tsne_points, seed)
         if len(keep) < 5:
             continue
@@ -126,7 +129,7 @@ def write_embedding_report(out_dir, embeddings, labels, class_names, *, split, i
                                              out / f"tsne_{dims}d_{name}.png", title)))
     keep = retrieval.subsample(y, projector_points, seed)
     projector = write_projector(out / "projector", np.asarray(embeddings)[keep], y[keep], class_names,
-                                None if images is None else np.asarray(images)[keep])
+                                None if images is None else images[keep])  # indexed, not converted whole
     metrics["tsne_points"], metrics["projector_points"] = int(tsne_points), int(len(keep))
     (out / "embeddings.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics, _markdown(metrics, figures, projector, Path(link_base or out.parent))

@@ -211,6 +211,7 @@ def plot_prediction_grid(images, y_true, y_pred, class_names, path, max_images=3
     names = [str(c) for c in class_names]
     titles = [f"{names[y_pred[i]]} ({names[y_true[i]]})" for i in idx]
     colors = [RIGHT if y_pred[i] == y_true[i] else WRONG for i in idx]
+    # only the shown images are read (a split of files decodes just these): galleries need no memory budget
     return image_grid([images[i] for i in idx], titles, colors, path, title)
 
 

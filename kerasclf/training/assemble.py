@@ -20,7 +20,7 @@ from kerasclf.registry import MODELS
 from kerasclf.runs.writable import check_free_space, check_writable
 from kerasclf.training.determinism import enable_determinism
 from kerasclf.training.distribute import check_split_sizes
-from kerasclf.training.feeding import preflight
+from kerasclf.training.feeding import memory_intent, preflight
 
 
 @dataclass
@@ -48,7 +48,8 @@ def prepare(cfg: Config, recorded_splits: dict | None = None) -> Prepared:
     check_free_space(cfg.train.log_dir, "train.log_dir")  # a full disk: said now, not after data and model are built
     import_tensorflow_quietly()  # before Keras imports it: start-up lines once, filtered
     setup_backend(cfg)
-    data = build_dataset(cfg.data, cfg.seed)
+    # the memory budget counts the resident table too, before anything is decoded
+    data = build_dataset(cfg.data, cfg.seed, training=memory_intent(cfg))
     if recorded_splits is not None:
         data = resume_dataset(data, recorded_splits, cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed)
     preflight(cfg, data)  # what the feeding would refuse after data loading, refused here for --dry-run too

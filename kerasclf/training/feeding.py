@@ -9,6 +9,8 @@ import math
 import keras
 
 from kerasclf.backend import have_tensorflow
+from kerasclf.config import data_task
+from kerasclf.data.budget import RESIDENT_LIMIT_BYTES, Training
 from kerasclf.data.order import EpochOrder
 from kerasclf.data.pipeline import fit_inputs, one_hot
 from kerasclf.data.sampler import build_sampler
@@ -16,10 +18,7 @@ from kerasclf.errors import ConfigError
 from kerasclf.runs.artefacts import AtomicModelCheckpoint
 from kerasclf.training.callbacks import EpochClock
 from kerasclf.training.gradient_flow import check_backend
-from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, table_bytes
-
-# Above this many bytes of uint8 images, "auto" keeps data on the host.
-RESIDENT_LIMIT_BYTES = 4 * 2**30
+from kerasclf.training.resident import InnerModelCheckpoint, ResidentData, device_is_host, table_bytes
 
 
 class _EpochOrdered:
@@ -124,6 +123,19 @@ def preflight(cfg, data):
     build_sampler(cfg.data, data.train.y, cfg.seed)  # P larger than the training split's class count
 
 
+def memory_intent(cfg):
+    """What choose_feeder will hold, known before the data exist (for the memory budget,
+    kerasclf.data.budget): resident True / False / "auto" (resident up to RESIDENT_LIMIT_BYTES),
+    and whether the resident table's "device" is host memory."""
+    setting = cfg.train.data_on_device
+    mixing = bool(cfg.augment.mixup or cfg.augment.cutmix)
+    if setting == "auto" and (mixing or (keras.backend.backend() == "tensorflow" and have_tensorflow())):
+        setting = False
+    if cfg.data.stream is True or data_task(cfg.data) == "segmentation":
+        setting = False
+    return Training(resident=setting, on_host=device_is_host() if setting else True)
+
+
 def choose_feeder(cfg, data, one_hot_labels, mixing, static_batches=False):
     if data.info.task == "segmentation":  # (image, mask) pairs from the host, augmented together in the step
         from kerasclf.training.segmentation import SegmentationFeeder  # imports this module: here, not at the top
@@ -138,6 +150,7 @@ def choose_feeder(cfg, data, one_hot_labels, mixing, static_batches=False):
             and not data.streamed
             and (keras.backend.backend() != "tensorflow" or not have_tensorflow())
             and table_bytes(data) <= RESIDENT_LIMIT_BYTES
+            and not getattr(data, "resident_ruled_out", False)  # the memory budget found no room for it (kerasclf.data.budget)
         )
     sampler = build_sampler(cfg.data, data.train.y, cfg.seed)
     if setting:

@@ -22,11 +22,15 @@ from kerasclf.runs.artefacts import AtomicModelCheckpoint
 class TakeRows(keras.layers.Layer):
     """indices (batch,) -> rows of a fixed uint8 table held as a non-trainable variable."""
 
-    def __init__(self, table_shape, **kwargs):
+    def __init__(self, table_shape, parts=None, **kwargs):
         super().__init__(**kwargs)
         self.table_shape = tuple(int(s) for s in table_shape)
+        # `parts`: arrays whose concatenation is the table, concatenated by the backend straight
+        # into the variable's initial value: no zeros table first, no assign, no NumPy copy of
+        # the whole table (on a CPU backend each of those is another copy of the data set in host memory)
+        initializer = "zeros" if parts is None else (lambda shape, dtype=None: ops.concatenate(parts))
         self.table = self.add_weight(
-            shape=self.table_shape, dtype="uint8", initializer="zeros", trainable=False, name="table"
+            shape=self.table_shape, dtype="uint8", initializer=initializer, trainable=False, name="table"
         )
 
     def call(self, indices):
@@ -49,8 +53,14 @@ class ResidentData:
         for name, split in splits:
             self.offsets[name] = (start, len(split))
             start += len(split)
-        self.table = np.concatenate([s.x for _, s in splits])
+        self.splits = splits
         self.labels = {name: labels_fn(s) for name, s in splits}
+
+    @property
+    def table(self):
+        """The splits' images as one NumPy array (a copy, made when asked; wrap builds the
+        device variable without it)."""
+        return np.concatenate([s.x for _, s in self.splits])
 
     def inputs(self, split, batch_size, training, sampler=None, order=None):
         """`sampler` (training only): a kerasclf.data.sampler.PKSampler over this split's labels;
@@ -68,10 +78,29 @@ class ResidentData:
     def wrap(self, model):
         """A training model: indices -> TakeRows -> `model` (shares `model`'s weights)."""
         index = keras.Input(shape=(), dtype="int32", name="index")
-        take = TakeRows(self.table.shape, name="resident_images")
+        parts = [s.x for _, s in self.splits]
+        shape = (sum(len(x) for x in parts), *parts[0].shape[1:])
+        take = TakeRows(shape, parts=parts, name="resident_images")
         outputs = model(take(index))
-        take.table.assign(self.table)
         return keras.Model(index, outputs, name=f"{model.name}_resident")
+
+
+def device_is_host():
+    """True when the backend's device is the CPU: the "device-resident" table is then host memory."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax  # lazy: only on the JAX backend
+
+        return jax.devices()[0].platform == "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf  # lazy: only on the TensorFlow backend
+
+        return not tf.config.list_logical_devices("GPU")
+    if backend == "torch":
+        import torch  # lazy: only on the PyTorch backend
+
+        return not torch.cuda.is_available()
+    return True
 
 
 def table_bytes(dataset):

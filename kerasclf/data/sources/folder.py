@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from kerasclf.console import Stage, display
+from kerasclf.data.budget import check_data
 from kerasclf.data.files import FileImages, choose_stream
 from kerasclf.data.images import IMAGE_EXTENSIONS, decode_files
 from kerasclf.data.registry import RawDataset
-from kerasclf.data.sizing import check_fits_in_memory, derive_image_size
+from kerasclf.data.sizing import derive_image_size
 from kerasclf.data.splits import Split
 from kerasclf.errors import DataError
 
@@ -131,11 +132,13 @@ def _drop_classes(splits, class_dirs, present, layout):
 
 
 def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memory_fraction=0.25, batch_size=None,
-                cache=None):
+                cache=None, memory=None):
     """RawDataset of the folder, decoded into memory; or, when `stream` says so (data.stream:
     true, or "auto" with the decoded images above `memory_fraction` of the available memory),
     FileImages splits left on disk for build_dataset to stream (kerasclf.data.files). `cache`:
-    the data cache folder, where decoded images are kept for the next run (kerasclf.data.decoded)."""
+    the data cache folder, where decoded images are kept for the next run (kerasclf.data.decoded).
+    `memory`: the run's memory budget check (kerasclf.data.budget.check_data with the run's
+    config bound), called before anything is decoded; None: the folder's own stages only."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(
@@ -163,14 +166,19 @@ def load_folder(root, image_size=None, resize="crop", seed=0, stream=False, memo
         image_size = derive_image_size(train_paths, display(layout["train"]), seed=seed)
     image_size = tuple(int(s) for s in image_size)
     total = sum(len(paths) for paths, _ in scanned.values())
+    if memory is None:
+        def memory(*args, **kwargs):
+            return check_data(None, *args, batch_size=batch_size, **kwargs)
+    where = f"Data folder {display(root)!r}"
+    every_path = [p for paths, _ in scanned.values() for p in paths]
     if choose_stream(stream, total, image_size, memory_fraction):
-        # streamed, the images never sit in memory together, but a batch of them must
-        check_fits_in_memory(min(total, batch_size or total), image_size, f"Data folder {display(root)!r}")
+        # streamed, the images never sit in memory together, but a few batches of them must
+        memory(where, total, image_size, list(scanned), paths=every_path, streamed=True, seed=seed)
         return RawDataset(
             {split: Split(FileImages(paths, image_size), labels, paths) for split, (paths, labels) in scanned.items() if paths},
             [display(n) for n in class_dirs],
         )
-    check_fits_in_memory(total, image_size, f"Data folder {display(root)!r}")
+    memory(where, total, image_size, list(scanned), paths=every_path, seed=seed)
     decoded = {}
     for split, (paths, labels) in scanned.items():
         if not paths:
