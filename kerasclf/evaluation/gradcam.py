@@ -103,6 +103,7 @@ def grad_cam(model, images, classes, layer_name=None, batch_size=64):
     maps = []
     for start in range(0, len(images), batch_size):
         fmap, grads = gradients(images[start:start + batch_size], np.asarray(classes[start:start + batch_size]))
+        fmap, grads = np.asarray(fmap, np.float32), np.asarray(grads, np.float32)  # mixed precision: bfloat16
         weights = grads.mean(axis=(1, 2))
         cam = np.maximum(np.einsum("nhwc,nc->nhw", fmap, weights), 0.0)
         cam = keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], (height, width),
