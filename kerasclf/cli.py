@@ -63,7 +63,7 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
     from pathlib import Path
 
     from kerasclf.config import load_config
-    from kerasclf.console import Stage, import_tensorflow_quietly
+    from kerasclf.console import Stage, import_tensorflow_quietly, startup_stage_name
     from kerasclf.errors import ConfigError
 
     resume = None
@@ -77,7 +77,7 @@ def _train(config_path, overrides, data_dir, dry_run, resume_dir=None):
         cfg = load_config(config_path, overrides)
     elif (Path(resume_dir) / "config.yaml").is_file():
         load_config(Path(resume_dir) / "config.yaml", overrides)  # open_resume checks it again, with the run
-    with Stage("starting TensorFlow"):
+    with Stage(startup_stage_name()):
         import_tensorflow_quietly()  # before anything imports Keras: TensorFlow's start-up lines once, filtered
     if resume_dir:
         from kerasclf.runs.keeper import open_resume

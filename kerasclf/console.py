@@ -28,6 +28,11 @@ _PREFIX = re.compile(r"^([IWEF])\d{4} [\d:.]+\s+\d+ ([\w./-]+:\d+)\] ")
 _ABSL_HEADER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
+def startup_stage_name():
+    """What the first slow step is called: TensorFlow's start where it is installed, else Keras's."""
+    return "starting TensorFlow" if importlib.util.find_spec("tensorflow") is not None else "starting Keras"
+
+
 def import_tensorflow_quietly():
     """Import TensorFlow (when installed and not yet imported) with its start-up noise filtered."""
     if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:

@@ -5,6 +5,7 @@ in kerasclf.models.pretrained, where a path may also be a preset directory. kera
 an optional dependency, imported only when a KerasHub model is built.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -56,7 +57,12 @@ def import_keras_hub(key):
     """The keras_hub module, or a ModelError saying how to install it (for model `key`)."""
     try:
         import keras_hub  # lazy: keras-hub is optional (hub extra)
-    except ImportError:
+    except ImportError as error:
+        if importlib.util.find_spec("keras_hub") is not None:  # installed, but one of its own imports failed
+            raise ModelError(
+                f"Model '{key}' comes from KerasHub, which is installed but failed to import: {error} "
+                "Install what it names, or reinstall with pip install --upgrade 'kerasclf[hub]'."
+            ) from None
         raise ModelError(
             f"Model '{key}' comes from KerasHub, which is not installed: pip install 'kerasclf[hub]' "
             "(or pip install keras-hub)."
