@@ -59,3 +59,12 @@ def history_epochs(columns) -> np.ndarray:
         return np.arange(1, length + 1)
     epochs = columns["epoch"]
     return epochs + 1 if len(epochs) and np.nanmin(epochs) == 0 else epochs
+
+
+def spans_decades(arrays, ratio: float = 100.0) -> bool:
+    """True when the finite values of `arrays` are all positive and the largest is over `ratio`
+    times the smallest: on a linear axis everything but the largest would lie flat on zero (one
+    diverged run's loss of 1e11 beside healthy runs' 0.5), so the figure wants a log axis."""
+    finite = [a[np.isfinite(a)] for a in (np.asarray(x, dtype=float).ravel() for x in arrays)]
+    values = np.concatenate(finite) if finite else np.array([])
+    return bool(values.size) and values.min() > 0 and values.max() / values.min() > ratio

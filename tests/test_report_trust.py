@@ -601,3 +601,35 @@ def test_grad_cam_maps_agree_between_tensorflow_and_jax(tmp_path, name):
         maps[backend] = np.load(out)
     assert maps["tensorflow"].shape == (4, 64, 64) and maps["tensorflow"].max() > 0
     np.testing.assert_allclose(maps["jax"], maps["tensorflow"], atol=2e-3)
+
+
+def test_a_diverged_run_puts_the_compared_loss_on_a_log_axis(tmp_path, saved_figures):
+    """Seen on the real Dogs vs Cats betas sweep: Adam (0.9, 0.0) reached a loss of 1.9e11, and
+    on a linear axis the three healthy runs lay flat on zero."""
+    from kerasclf.studies.compare import compare
+
+    for name, beta_2, losses in (("healthy", 0.999, [0.8, 0.6, 0.5]), ("diverged", 0.0, [0.84, 8.9e6, 1.9e11])):
+        run = fake_run(tmp_path / "s", name, [f"optim.beta_2={beta_2}"], metrics("cnn", 0.6, 0.5))
+        history_csv(run / "history.csv", extra={"loss": losses, "val_loss": [0.7, 5.2e11, 2.6e10]})
+    compare([tmp_path / "s"], hparams=False)
+    (ax,) = figure_named(saved_figures, "compare_loss").axes
+    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    healthy = [line for line in ax.get_lines() if list(line.get_ydata()) == [0.8, 0.6, 0.5]]
+    assert healthy and ax.get_ylim()[0] < 0.5  # the healthy curve is inside the axis, not squashed
+    (ax,) = figure_named(saved_figures, "compare_accuracy").axes
+    assert ax.get_yscale() == "linear"
+
+
+def test_loss_curves_stay_linear_for_an_ordinary_run_and_go_log_when_it_blows_up(tmp_path, saved_figures):
+    from kerasclf.evaluation.figures import plot_history
+
+    plot_history(history_csv(tmp_path / "ordinary.csv"), tmp_path / "ordinary")
+    (ax,) = figure_named(saved_figures, "curves_loss").axes
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "loss"
+    saved_figures.clear()
+    blown = history_csv(tmp_path / "blown.csv", extra={"loss": [0.84, 8.9e6, 1.9e11], "val_loss": [0.7, 5e11, 3e10]})
+    plot_history(blown, tmp_path / "blown")
+    (ax,) = figure_named(saved_figures, "curves_loss").axes
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss (log scale)"
+    (ax,) = figure_named(saved_figures, "curves_accuracy").axes
+    assert ax.get_yscale() == "linear"

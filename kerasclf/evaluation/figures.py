@@ -11,7 +11,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, average_precision_score, pre
 
 from kerasclf.data.sources.voc import voc_palette
 from kerasclf.evaluation.metrics import misclassified_indices, sample_across_classes
-from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure
+from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure, spans_decades
 
 MAX_ANNOTATED_CLASSES = 20  # above this, cell values are unreadable: colour only
 MAX_LEGEND_CLASSES = 20
@@ -258,7 +258,7 @@ def _curve_plot(columns, epochs, series, ylabel, path, log_y=False, best_epoch=N
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel} (log scale)" if log_y else ylabel)
     ax.set_title(f"{ylabel} per epoch")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -283,12 +283,14 @@ def plot_history(history_csv_path, out_dir, best_epoch=None):
             if key is not None and np.isfinite(columns[key]).any():
                 series.append((split, key))
         if series:
-            paths.append(_curve_plot(columns, epochs, series, metric.replace("_", " "),
-                                     out_dir / f"curves_{metric}.png", best_epoch=best_epoch))
+            # a loss that blew up (1e11 after 0.8) would flatten the rest of the curve on a linear axis
+            log_y = metric != "accuracy" and spans_decades([columns[key] for _, key in series])
+            paths.append(_curve_plot(columns, epochs, series, metric.replace("_", " "), out_dir / f"curves_{metric}.png",
+                                     log_y=log_y, best_epoch=best_epoch))
     lr_key = next((k for k in ("learning_rate", "lr") if k in columns), None)
     lr = columns[lr_key][np.isfinite(columns[lr_key])] if lr_key else np.array([])
     if lr.size:
-        log_y = lr.min() > 0 and lr.max() / lr.min() > 10
+        log_y = spans_decades([lr], ratio=10)
         paths.append(_curve_plot(columns, epochs, [("learning rate", lr_key)], "learning rate",
                                  out_dir / "curves_lr.png", log_y=log_y))
     return paths

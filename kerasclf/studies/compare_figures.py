@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.ticker import MaxNLocator
 
-from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure
+from kerasclf.plotting import history_epochs, new_figure, read_history, save_figure, spans_decades
 
 
 def _colours(n):
@@ -33,6 +33,7 @@ def plot_overlaid_curves(runs, labels, out_dir):
         fig = new_figure(7.5, 4.6)
         ax = fig.add_subplot()
         drawn = starred = False
+        plotted = []
         for (label, cols, best), colour in zip(histories, colours):
             keys = [(k, style) for k, style in series if k in cols and np.isfinite(cols[k]).any()]
             if name == "accuracy" and not keys and "accuracy" in cols:
@@ -44,6 +45,7 @@ def plot_overlaid_curves(runs, labels, out_dir):
                 epochs = history_epochs(cols)
                 ax.plot(epochs[ok], y[ok], style, color=colour, marker="o", markersize=3,
                         label=label if i == 0 else None)
+                plotted.append(y[ok])
                 at = np.flatnonzero(ok & (epochs == best)) if best else []
                 if len(at) and key.startswith("val_"):  # the checkpoint's epoch, on its validation curve
                     ax.plot(epochs[at], y[at], linestyle="none", marker="*", markersize=13, color=colour,
@@ -52,9 +54,11 @@ def plot_overlaid_curves(runs, labels, out_dir):
                 drawn = True
         if not drawn:
             continue
+        if name == "loss" and spans_decades(plotted):  # a diverged run would flatten the others
+            ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(f"{ylabel} (log scale)" if ax.get_yscale() == "log" else ylabel)
         ax.set_title(f"{ylabel} per epoch, {len(histories)} runs")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8 if len(histories) <= 10 else 6, ncol=1 if len(histories) <= 10 else 2)
