@@ -11,6 +11,7 @@ registration states why not: a contract over the registry, so a new model is cov
 import keras
 import numpy as np
 import pytest
+from conftest import assert_user_error
 from keras import ops
 
 from kerasclf.config import from_dict
@@ -167,3 +168,32 @@ def test_the_contract_covers_every_model_that_has_batchnorm_builds():
         params = inspect.signature(MODELS.get(name).factory).parameters
         if "batch_norm" in params:
             assert CONTRACT_BUILDS.get(name, {}).get("batch_norm") is True, name
+
+
+@pytest.mark.parametrize("sets,refused", [
+    # the optimizer study's first network: BatchNorm after every conv AND dense layer, SGD batch 1
+    (["model.name=cnn", "model.filters=[8]", "model.dense=[16]", "model.batch_norm=true", "data.batch_size=1"], True),
+    (["model.name=cnn", "model.filters=[8]", "model.dense=[16]", "model.batch_norm=true", "data.batch_size=2"], False),
+    (["model.name=cnn", "model.filters=[8]", "model.dense=[16]", "model.batch_norm=false", "data.batch_size=1"], False),
+    (["model.name=catsdogs_cnn", "data.batch_size=1"], False),  # BatchNorm on convolutions only: learns from one image
+])
+def test_one_image_per_batch_is_refused_only_where_a_dense_batchnorm_would_output_a_constant(cli, sets, refused):
+    args = [a for s in ["data.source=synthetic", *sets] for a in ("--set", s)]
+    result = cli("train", "--dry-run", *args)
+    if refused:
+        assert_user_error(result, "data.batch_size=1", "dense", "model.batch_norm=false")
+    else:
+        assert result.exit_code == 0, result.output
+
+
+def test_a_dense_batchnorm_fed_one_image_really_outputs_a_constant():
+    """The fact the refusal rests on, in Keras itself: training-mode BatchNorm over a batch of one
+    maps any input to its beta (0), so no gradient reaches the layer below."""
+    import numpy as np
+
+    bn = keras.layers.BatchNormalization()
+    out = keras.ops.convert_to_numpy(bn(np.array([[3.0, -7.0, 0.5]], "float32"), training=True))
+    np.testing.assert_allclose(out, np.zeros((1, 3)), atol=1e-3)
+    conv_bn = keras.layers.BatchNormalization()
+    image = np.random.default_rng(0).normal(size=(1, 4, 4, 2)).astype("float32")
+    assert np.abs(keras.ops.convert_to_numpy(conv_bn(image, training=True))).max() > 0.5  # spatial axes: still varies

@@ -57,6 +57,8 @@ ALLOWED = {
     "kerasclf/layers/augment.py:build_augmentation.check": DEFENCE,
     "kerasclf/models/__init__.py:_call_builder": "the builder's own checks of its keyword values run when it "
                                                  "is called; " + IN_PREPARE,
+    "kerasclf/models/batchnorm.py:check_batch_of_one": "which BatchNorm layers follow a dense layer and stay "
+                                                        "trainable is known from the built model; " + IN_PREPARE,
     "kerasclf/models/freeze.py:_Graph.find": "model.trainable from:<layer> against the built model's layers; "
                                              + IN_PREPARE,
     "kerasclf/models/freeze.py:apply_trainable": "model.trainable against the built model's layers; " + IN_PREPARE,

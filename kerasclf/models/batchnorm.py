@@ -16,6 +16,7 @@ entry against this.
 import keras
 from keras import layers
 
+from kerasclf.errors import ConfigError
 from kerasclf.keras_private import sublayers
 
 BN_MOMENTUM = 0.9
@@ -51,3 +52,25 @@ def set_momentum(model, momentum):
     for layer in batchnorm_layers(model):
         layer.momentum = momentum
     return model
+
+
+def check_batch_of_one(model, batch_size, devices=1):
+    """Refuse training with one image per batch (per device) where a trainable BatchNorm sits on
+    features without spatial axes (after a dense layer): it normalises each feature over that one
+    value, so it outputs its beta whatever the input and no gradient reaches the layers below it.
+    PyTorch refuses the same ("Expected more than 1 value per channel when training"); Keras
+    trains on silently. BatchNorm after a convolution averages over the image's positions too,
+    so it still learns (noisily) from one image."""
+    if batch_size // max(devices or 1, 1) != 1:
+        return
+    flat = [layer.name for layer in batchnorm_layers(model)
+            if layer.trainable and getattr(layer.input_spec, "ndim", None) == 2]
+    if flat:
+        given = f"data.batch_size={batch_size}" + (f" on {devices} devices" if (devices or 1) > 1 else "")
+        raise ConfigError(
+            f"{given} trains on 1 image per batch, and the model has BatchNorm after dense layers "
+            f"({', '.join(flat)}): each of those normalises every feature over a single value, so it outputs a "
+            "constant and nothing below it can learn. Use at least 2 images per batch (per device), or a model "
+            "without BatchNorm on its dense layers (for `cnn`: model.batch_norm=false; `catsdogs_cnn` has it "
+            "on convolutions only)."
+        )

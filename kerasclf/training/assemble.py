@@ -14,6 +14,7 @@ from kerasclf.console import Stage, import_tensorflow_quietly
 from kerasclf.data import build_dataset
 from kerasclf.data.provenance import resume_dataset
 from kerasclf.models import build_model, is_checkpoint
+from kerasclf.models.batchnorm import check_batch_of_one
 from kerasclf.models.data_init import init_from_data
 from kerasclf.models.freeze import apply_trainable
 from kerasclf.registry import MODELS
@@ -62,6 +63,7 @@ def prepare(cfg: Config, recorded_splits: dict | None = None) -> Prepared:
         transfer_from_checkpoint(model, cfg.model.weights)
     _init_from_data(cfg, model, data)
     trainable = apply_trainable(model, cfg.model.trainable)
+    check_batch_of_one(model, cfg.data.batch_size, devices)  # frozen BatchNorm layers are fine
     summary = {
         "name": cfg.name,
         "dataset": cfg.data.source,
