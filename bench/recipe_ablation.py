@@ -38,6 +38,7 @@ VARIANTS = {"base": [off for _, off in EXTRAS.values()]}
 VARIANTS.update({name: [on if other == name else off for other, (on, off) in EXTRAS.items()] for name in EXTRAS})
 VARIANTS["all"] = []
 
+
 def run(variant, seed, args):
     name = f"abl-{variant}-s{seed}-e{args.epochs}"
     overrides = [
