@@ -61,12 +61,13 @@ def check_batch_of_one(model, batch_size, devices=1):
     PyTorch refuses the same ("Expected more than 1 value per channel when training"); Keras
     trains on silently. BatchNorm after a convolution averages over the image's positions too,
     so it still learns (noisily) from one image."""
-    if batch_size // max(devices or 1, 1) != 1:
+    devices = max(devices or 1, 1)  # None: the engine counts them later; one image each is what matters
+    if batch_size // devices != 1:
         return
     flat = [layer.name for layer in batchnorm_layers(model)
             if layer.trainable and getattr(layer.input_spec, "ndim", None) == 2]
     if flat:
-        given = f"data.batch_size={batch_size}" + (f" on {devices} devices" if (devices or 1) > 1 else "")
+        given = f"data.batch_size={batch_size}" + (f" on {devices} devices" if devices > 1 else "")
         raise ConfigError(
             f"{given} trains on 1 image per batch, and the model has BatchNorm after dense layers "
             f"({', '.join(flat)}): each of those normalises every feature over a single value, so it outputs a "
